@@ -1,0 +1,178 @@
+"""Config loading and validation.
+
+The JSON schema (``workflow/schemas/config.schema.yaml``) fixes the shape and
+fills defaults; :func:`validate_config` then checks what a schema cannot: that
+files exist, that model sources resolve and that names refer to each other.
+Every error names the config key (``models.minilm.source``) and, where there is
+one, the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+PACKAGE_PREFIX = "package:"
+
+
+class ConfigError(ValueError):
+    """A config entry is wrong. The message starts with the offending key."""
+
+
+def load_yaml(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping at top level")
+    return data
+
+
+def load_config(path, schema=SCHEMA_PATH, base_dir=None) -> dict:
+    """Load, validate and default-fill a config file (relative paths resolve
+    against ``base_dir``, by default the current directory, as in Snakemake)."""
+    return validate_config(load_yaml(path), schema=schema, base_dir=base_dir)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def check_schema(config: dict, schema=SCHEMA_PATH) -> dict:
+    """Validate ``config`` in place against the JSON schema and fill defaults."""
+    from jsonschema import Draft202012Validator, validators
+
+    schema = load_yaml(schema) if not isinstance(schema, dict) else schema
+    base = Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(prop, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    validator = validators.extend(base, {"properties": set_defaults})(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.message))
+    if errors:
+        from jsonschema.exceptions import best_match
+
+        err = best_match(errors)
+        # "if/then" failures report the inner reason; prefer the deepest error.
+        deepest = max(errors, key=lambda e: len(e.absolute_path))
+        err = deepest if len(deepest.absolute_path) > len(err.absolute_path) else err
+        raise ConfigError(f"config key '{_key(err.absolute_path)}': {err.message}")
+    return config
+
+
+def resolve_source(source: str, base_dir=None) -> tuple[str, bool]:
+    """Resolve a model ``source`` to (path or hub id, is_local).
+
+    ``package:NAME[/SUBDIR]`` finds an installed package's folder without importing
+    it; an existing path is local; anything else is taken as a hub id.
+    """
+    if source.startswith(PACKAGE_PREFIX):
+        name, _, sub = source[len(PACKAGE_PREFIX):].partition("/")
+        spec = importlib.util.find_spec(name) if name else None
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"package '{name}' is not installed")
+        folder = Path(list(spec.submodule_search_locations)[0]) / sub
+        if not folder.exists():
+            raise FileNotFoundError(f"{folder} does not exist inside package '{name}'")
+        return str(folder), True
+    path = Path(source).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    if path.exists():
+        return str(path), True
+    looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
+    if looks_like_path:
+        raise FileNotFoundError(f"local path {path} does not exist")
+    return source, False
+
+
+def _check_file(key: str, value: str, base_dir) -> None:
+    path = Path(value)
+    if not path.is_absolute():
+        path = Path(base_dir or ".") / path
+    if not path.exists():
+        raise ConfigError(f"config key '{key}': file not found: {path}")
+
+
+def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
+    """Schema validation plus cross-reference and file checks. Returns ``config``."""
+    check_schema(config, schema)
+    stimuli, models, datasets = config["stimuli"], config["models"], config["datasets"]
+
+    for name, entry in stimuli.items():
+        _check_file(f"stimuli.{name}.path", entry["path"], base_dir)
+
+    for name, entry in models.items():
+        try:
+            where, local = resolve_source(entry["source"], base_dir)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config key 'models.{name}.source': {exc}") from None
+        if entry["kind"] == "hf_gguf":
+            if "gguf_file" not in entry:
+                raise ConfigError(f"config key 'models.{name}.gguf_file': required for kind hf_gguf")
+            if local and not (Path(where) / entry["gguf_file"]).exists():
+                raise ConfigError(f"config key 'models.{name}.gguf_file': file not found: "
+                                  f"{Path(where) / entry['gguf_file']}")
+
+    for name, entry in datasets.items():
+        if entry["stimuli"] not in stimuli:
+            raise ConfigError(f"config key 'datasets.{name}.stimuli': unknown stimulus set "
+                              f"'{entry['stimuli']}' (known: {sorted(stimuli)})")
+        if entry["kind"] == "netcdf":
+            _check_file(f"datasets.{name}.path", entry["path"], base_dir)
+        if entry["kind"] == "simulated":
+            for roi, spec in entry["rois"].items():
+                if "model" in spec and spec["model"] not in models:
+                    raise ConfigError(f"config key 'datasets.{name}.rois.{roi}.model': unknown model "
+                                      f"'{spec['model']}' (known: {sorted(models)})")
+
+    for i, analysis in enumerate(config["analyses"]):
+        for field, known in (("datasets", datasets), ("models", models)):
+            for item in analysis[field]:
+                if item not in known:
+                    raise ConfigError(f"config key 'analyses.{i}.{field}': unknown name '{item}' "
+                                      f"(known: {sorted(known)})")
+    return config
+
+
+# --------------------------------------------------------------------------- job lists
+def analysis_jobs(config: dict) -> list[tuple[str, str, str]]:
+    """Unique (dataset, model, metric) analysis jobs, in config order."""
+    jobs = []
+    for analysis in config["analyses"]:
+        for d in analysis["datasets"]:
+            for m in analysis["models"]:
+                for metric in analysis["metrics"]:
+                    if (d, m, metric) not in jobs:
+                        jobs.append((d, m, metric))
+    return jobs
+
+
+def planted_models(dataset: dict) -> list[str]:
+    """Models whose activations a simulated dataset is generated from."""
+    if dataset["kind"] != "simulated":
+        return []
+    return sorted({spec["model"] for spec in dataset["rois"].values() if "model" in spec})
+
+
+def extraction_jobs(config: dict) -> list[tuple[str, str]]:
+    """Unique (stimulus set, model) extraction jobs needed by analyses and simulations."""
+    jobs = []
+    for d, m, _ in analysis_jobs(config):
+        dataset = config["datasets"][d]
+        for model in [m, *planted_models(dataset)]:
+            if (dataset["stimuli"], model) not in jobs:
+                jobs.append((dataset["stimuli"], model))
+    return jobs

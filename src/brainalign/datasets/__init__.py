@@ -1,0 +1,34 @@
+"""Dataset kinds. Each kind is one module with a ``load(name, spec, stimuli, **inputs)``
+function returning the brain-responses contract; :data:`REGISTRY` maps a config
+``kind`` to it.
+
+Brain responses are an ``xarray.Dataset`` with the variable ``responses`` of dims
+``(stimulus, neuroid, repetition)`` (+ ``time`` for MEG/EEG), the coordinate
+``stimulus_id`` on ``stimulus``, and ``subject``, ``roi``, ``x``, ``y``, ``z``
+on ``neuroid``.
+"""
+
+from __future__ import annotations
+
+from . import netcdf, simulated
+from .contract import check_brain
+
+REGISTRY = {
+    "simulated": simulated.load,
+    "netcdf": netcdf.load,
+}
+
+
+def load_dataset(name: str, spec: dict, stimuli, **inputs):
+    """Build the brain contract for a validated ``datasets.<name>`` config entry."""
+    try:
+        loader = REGISTRY[spec["kind"]]
+    except KeyError:
+        raise ValueError(f"config key 'datasets.{name}.kind': unknown dataset kind '{spec['kind']}' "
+                         f"(known: {sorted(REGISTRY)})") from None
+    brain = loader(name, spec, stimuli, **inputs)
+    check_brain(brain, what=f"dataset '{name}'")
+    return brain
+
+
+__all__ = ["REGISTRY", "load_dataset", "check_brain"]

@@ -1,0 +1,43 @@
+"""The brain-responses contract, checked in one place."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+REQUIRED_DIMS = ("stimulus", "neuroid")
+NEUROID_COORDS = ("subject", "roi")
+
+
+class BrainDataError(ValueError):
+    """Brain data breaks the contract; the message names the file or dataset."""
+
+
+def check_brain(brain: xr.Dataset, what: str = "brain data") -> xr.Dataset:
+    if "responses" not in brain:
+        raise BrainDataError(f"{what}: no variable 'responses' (variables: {list(brain.data_vars)})")
+    resp = brain["responses"]
+    for dim in REQUIRED_DIMS:
+        if dim not in resp.dims:
+            raise BrainDataError(f"{what}: 'responses' lacks the dimension '{dim}' (dims: {resp.dims})")
+    if "stimulus_id" not in brain.coords or brain["stimulus_id"].dims != ("stimulus",):
+        raise BrainDataError(f"{what}: needs a 'stimulus_id' coordinate on 'stimulus'")
+    for coord in NEUROID_COORDS:
+        if coord not in brain.coords or brain[coord].dims != ("neuroid",):
+            raise BrainDataError(f"{what}: needs a '{coord}' coordinate on 'neuroid'")
+    if resp.sizes["neuroid"] == 0:
+        raise BrainDataError(f"{what}: no neuroids")
+    if not np.isfinite(resp.values).all():
+        raise BrainDataError(f"{what}: 'responses' contains NaN or infinite values")
+    return brain
+
+
+def subject_roi_groups(brain: xr.Dataset):
+    """Yield (subject, roi, neuroid indices) in sorted order."""
+    subjects = brain["subject"].values.astype(str)
+    rois = brain["roi"].values.astype(str)
+    for s in np.unique(subjects):
+        for r in np.unique(rois):
+            idx = np.flatnonzero((subjects == s) & (rois == r))
+            if len(idx):
+                yield s, r, idx

@@ -1,0 +1,36 @@
+"""``netcdf``: brain responses already stored in the brainalign contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..io import read_netcdf
+from ..stimuli import StimulusError, align_to
+from .contract import BrainDataError, check_brain
+
+
+def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, **_) -> xr.Dataset:
+    path = Path(spec["path"])
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    brain = read_netcdf(path)
+    check_brain(brain, what=str(path))
+    if "repetition" not in brain["responses"].dims:
+        brain["responses"] = brain["responses"].expand_dims(repetition=1, axis=-1)
+    rois = spec.get("rois")
+    if rois:
+        present = brain["roi"].values.astype(str)
+        for roi in rois:
+            if not np.any(present == roi):
+                raise BrainDataError(f"config key 'datasets.{name}.rois': ROI '{roi}' is empty "
+                                     f"(no neuroids in {path}; ROIs there: {sorted(set(present))})")
+        brain = brain.isel(neuroid=np.flatnonzero(np.isin(present, rois)))
+    try:
+        brain = align_to(brain, stimuli["stimulus_id"].values, what=str(path))
+    except StimulusError as exc:
+        raise BrainDataError(str(exc)) from None
+    brain.attrs.setdefault("source_file", str(path))
+    return brain

@@ -1,0 +1,40 @@
+"""Stimuli + model -> activations, streamed batch by batch to NetCDF."""
+
+from __future__ import annotations
+
+import xarray as xr
+from tqdm.auto import tqdm
+
+from .io import ActivationWriter, provenance
+from .models import load_model
+
+
+def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *, seed: int | None = None,
+                        base_dir=None, progress: bool = True):
+    """Run model ``name`` (a validated ``models.<name>`` entry) on every stimulus
+    and write one ``(stimulus, unit)`` array per layer to ``out_path``.
+
+    Memory holds one batch of activations at a time. The file appears only when
+    every batch is written.
+    """
+    import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = load_model(name, spec, base_dir=base_dir)
+    modality = set(stimuli["modality"].values.astype(str))
+    if modality != {"text"}:
+        raise ValueError(f"model '{name}' ({spec['kind']}) takes text stimuli, got modality {sorted(modality)}")
+    contents = stimuli["content"].values.astype(str).tolist()
+    ids = stimuli["stimulus_id"].values.astype(str)
+    batch_size = int(spec.get("batch_size", 16))
+    attrs = {**provenance(spec, seed=seed), **model.attrs,
+             "stimulus_set": stimuli.attrs.get("name", ""),
+             "stimulus_checksum": stimuli.attrs.get("checksum", "")}
+    with ActivationWriter(out_path, ids, model.layer_names, model.widths, layer_indices=model.layer_indices,
+                          depths=model.depths, attrs=attrs,
+                          dtype="float64" if spec.get("dtype") == "float64" else "float32") as writer:
+        starts = range(0, len(contents), batch_size)
+        for start in tqdm(starts, desc=f"extract {name}", unit="batch", disable=not progress):
+            writer.write(start, model.encode(contents[start:start + batch_size]))
+    return out_path

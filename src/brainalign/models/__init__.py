@@ -1,0 +1,26 @@
+"""Model kinds. Each kind is one module; :data:`REGISTRY` maps a config ``kind`` to it.
+
+A model adapter exposes ``layer_names``, ``layer_indices``, ``depths``, ``widths``,
+``attrs`` (model id, revision or weight checksum, pooling, device, dtype) and
+``encode(contents) -> list[np.ndarray]`` returning one ``(batch, width)`` array
+per layer.
+"""
+
+from __future__ import annotations
+
+from .text import GGUFTextModel, HFTextModel
+
+REGISTRY = {
+    "hf_text": HFTextModel,
+    "hf_gguf": GGUFTextModel,
+}
+
+
+def load_model(name: str, spec: dict, base_dir=None):
+    """Instantiate the adapter for a validated ``models.<name>`` config entry."""
+    try:
+        cls = REGISTRY[spec["kind"]]
+    except KeyError:
+        raise ValueError(f"config key 'models.{name}.kind': unknown model kind '{spec['kind']}' "
+                         f"(known: {sorted(REGISTRY)})") from None
+    return cls(name, spec, base_dir=base_dir)

@@ -1,0 +1,72 @@
+"""Stimulus sets: a CSV table becomes the ``stimulus`` contract.
+
+The contract is an ``xarray.Dataset`` with one dimension ``stimulus`` and the
+coordinates ``stimulus_id`` (unique strings), ``modality`` and ``content``
+(the sentence, or the image path), plus any condition labels (``category``).
+Everything downstream joins on ``stimulus_id``, never on row order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+
+class StimulusError(ValueError):
+    """The stimulus table is unusable; the message names the file and column."""
+
+
+def load_stimulus_table(path, modality: str = "text", content_column: str = "sentence",
+                        condition_columns=("category",)) -> xr.Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise StimulusError(f"stimulus file not found: {path}")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in ("stimulus_id", content_column, *condition_columns):
+        if column not in table.columns:
+            raise StimulusError(f"{path}: missing column '{column}' (columns: {list(table.columns)})")
+    if len(table) == 0:
+        raise StimulusError(f"{path}: no stimuli")
+    ids = table["stimulus_id"].str.strip()
+    if (ids == "").any():
+        raise StimulusError(f"{path}: empty stimulus_id in row(s) {list(np.flatnonzero(ids == '') + 2)}")
+    duplicated = ids[ids.duplicated()].unique()
+    if len(duplicated):
+        raise StimulusError(f"{path}: duplicated stimulus_id {list(duplicated[:5])}")
+    content = table[content_column]
+    if (content.str.strip() == "").any():
+        bad = list(ids[content.str.strip() == ""][:5])
+        raise StimulusError(f"{path}: empty '{content_column}' for stimulus_id {bad}")
+    if modality == "image":
+        content = content.map(lambda p: str((path.parent / p).resolve()) if not Path(p).is_absolute() else p)
+    coords = {
+        "stimulus_id": ("stimulus", ids.to_numpy(dtype=str)),
+        "modality": ("stimulus", np.full(len(table), modality)),
+        "content": ("stimulus", content.to_numpy(dtype=str)),
+    }
+    for column in condition_columns:
+        coords[column] = ("stimulus", table[column].to_numpy(dtype=str))
+    ds = xr.Dataset(coords=coords)
+    ds.attrs.update({"source_file": str(path), "content_column": content_column,
+                     "condition_columns": ",".join(condition_columns)})
+    return ds
+
+
+def align_to(data: xr.DataArray | xr.Dataset, stimulus_ids, what: str = "data"):
+    """Reorder ``data`` (with a ``stimulus_id`` coordinate on ``stimulus``) to
+    ``stimulus_ids``. A missing or extra id is an error naming ``what``."""
+    have = data["stimulus_id"].values.astype(str)
+    want = np.asarray(stimulus_ids, dtype=str)
+    missing = np.setdiff1d(want, have)
+    extra = np.setdiff1d(have, want)
+    if len(missing) or len(extra):
+        raise StimulusError(
+            f"{what}: stimulus ids do not match the stimulus set "
+            f"({len(missing)} missing, e.g. {list(missing[:3])}; {len(extra)} unknown, e.g. {list(extra[:3])})")
+    if len(np.unique(have)) != len(have):
+        raise StimulusError(f"{what}: duplicated stimulus_id")
+    order = pd.Index(have).get_indexer(want)
+    return data.isel(stimulus=order)
