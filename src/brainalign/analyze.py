@@ -208,3 +208,12 @@ def metric_label(metric: str, settings: dict) -> str:
     if metric == "cka":
         return f"{settings.get('kernel', 'linear')} CKA"
     return f"encoding ({settings.get('roi_summary', 'median')} held-out Pearson r)"
+
+
+def score_file(metric: str, activations_path, brain_path, out_path, settings: dict, *, seed: int = 0,
+               confidence: float = 0.95, names: dict | None = None):
+    """File-level entry point used by the ``rsa``, ``cka`` and ``encoding`` rules."""
+    from .io import write_netcdf
+
+    result = score(metric, activations_path, brain_path, settings, seed=seed, confidence=confidence, names=names)
+    return write_netcdf(result, out_path)

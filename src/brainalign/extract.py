@@ -38,3 +38,10 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
         for start in tqdm(starts, desc=f"extract {name}", unit="batch", disable=not progress):
             writer.write(start, model.encode(contents[start:start + batch_size]))
     return out_path
+
+
+def extract_file(stimuli_path, name: str, spec: dict, out_path, *, seed: int | None = None):
+    """File-level entry point used by the ``extract`` rule."""
+    from .io import read_netcdf
+
+    return extract_activations(read_netcdf(stimuli_path), name, spec, out_path, seed=seed)

@@ -70,3 +70,16 @@ def align_to(data: xr.DataArray | xr.Dataset, stimulus_ids, what: str = "data"):
         raise StimulusError(f"{what}: duplicated stimulus_id")
     order = pd.Index(have).get_indexer(want)
     return data.isel(stimulus=order)
+
+
+def write_stimulus_set(name: str, spec: dict, out_path, base_dir=None):
+    """Read ``stimuli.<name>`` (a validated config entry) and write the contract."""
+    from .io import array_checksum, provenance, write_netcdf
+
+    path = Path(spec["path"])
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    ds = load_stimulus_table(path, spec.get("modality", "text"), spec.get("content_column", "sentence"),
+                             tuple(spec.get("condition_columns", ["category"])))
+    ds.attrs.update(name=name, checksum=array_checksum(ds["stimulus_id"].values, ds["content"].values))
+    return write_netcdf(ds, out_path, attrs=provenance(spec, dataset_checksum=ds.attrs["checksum"]))

@@ -31,4 +31,16 @@ def load_dataset(name: str, spec: dict, stimuli, **inputs):
     return brain
 
 
-__all__ = ["REGISTRY", "load_dataset", "check_brain"]
+def write_dataset(name: str, spec: dict, stimuli_path, out_path, *, seed: int = 0, activations=None,
+                  base_dir=None, config_section=None):
+    """File-level entry point used by the ``brain`` rule."""
+    from ..io import provenance, read_netcdf, write_netcdf
+
+    stimuli = read_netcdf(stimuli_path)
+    brain = load_dataset(name, spec, stimuli, activations=dict(activations or {}), seed=seed, base_dir=base_dir)
+    attrs = provenance(config_section if config_section is not None else spec, seed=spec.get("seed", seed),
+                       dataset=name, dataset_checksum=brain.attrs.get("dataset_checksum", ""))
+    return write_netcdf(brain, out_path, attrs={**attrs, **brain.attrs})
+
+
+__all__ = ["REGISTRY", "load_dataset", "check_brain", "write_dataset"]

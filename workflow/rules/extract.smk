@@ -1,0 +1,17 @@
+rule extract:
+    input:
+        "results/stimuli/{stimset}.nc",
+    output:
+        "results/activations/{stimset}/{model}.nc",
+    params:
+        spec=lambda wildcards: config["models"][wildcards.model],
+        seed=config["seed"],
+    threads: 2
+    resources:
+        mem_mb=8000,
+    log:
+        "results/logs/extract/{stimset}/{model}.log",
+    conda:
+        "../../envs/extract.yaml"
+    script:
+        "../../scripts/extract.py"
