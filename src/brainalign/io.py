@@ -55,6 +55,10 @@ def _temp_path(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    # mkstemp creates the file 0600; give the finished file the mode a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return Path(tmp)
 
 
@@ -252,7 +256,9 @@ class ActivationWriter:
 
     def close(self) -> Path:
         if not self._written.all():
-            raise RuntimeError(f"{self.path}: {int((~self._written).sum())} stimuli were never written")
+            missing = int((~self._written).sum())
+            self.abort()
+            raise RuntimeError(f"{self.path}: {missing} stimuli were never written")
         self._file.close()
         os.replace(self._tmp, self.path)
         return self.path

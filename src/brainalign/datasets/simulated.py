@@ -42,7 +42,10 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, activations: dict | None = 
     activations = activations or {}
     seed = int(spec.get("seed", seed))
     rng = np.random.default_rng(seed)
-    ids = stimuli["stimulus_id"].values.astype(str)
+    # Simulate in sorted-id order, so a stimulus's responses do not depend on the
+    # row order of the stimulus table; the result is reordered to the table below.
+    given_ids = stimuli["stimulus_id"].values.astype(str)
+    ids = np.sort(given_ids)
     n_stim, n_rep = len(ids), int(spec.get("repetitions", 2))
     noise_sd = 1.0 / np.sqrt(float(spec.get("snr", 0.5)))
 
@@ -92,6 +95,7 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, activations: dict | None = 
             "repetition": np.arange(n_rep),
         },
     )
+    brain = align_to(brain, given_ids, what=f"dataset '{name}'")
     for label in stimuli.attrs.get("condition_columns", "").split(","):
         if label and label in stimuli.coords:
             brain = brain.assign_coords({label: ("stimulus", stimuli[label].values)})
