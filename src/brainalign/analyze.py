@@ -86,7 +86,7 @@ def _subject_mean_null(null: np.ndarray, pairs, subjects, rois) -> np.ndarray:
 def run_rsa(layers, blocks, subjects, rois, settings, rng):
     method = settings.get("comparison", "spearman")
     pairs = _pairs(blocks, subjects, rois)
-    model_rdms = rsa.correlation_rdm(np.stack([da.values for da in layers]))
+    model_rdms = np.stack([rsa.correlation_rdm(da.values) for da in layers])  # layers may differ in width
     brain_rdms = np.stack([rsa.correlation_rdm(blocks[p]) for p in pairs])
     values = rsa.compare(model_rdms, brain_rdms, method)
     n_stim = layers[0].sizes["stimulus"]
@@ -101,7 +101,7 @@ def run_rsa(layers, blocks, subjects, rois, settings, rng):
 
 def run_cka(layers, blocks, subjects, rois, settings, rng):
     pairs = _pairs(blocks, subjects, rois)
-    model_grams = cka.centered_gram(np.stack([da.values for da in layers]))
+    model_grams = np.stack([cka.centered_gram(da.values) for da in layers])
     brain_grams = np.stack([cka.centered_gram(blocks[p]) for p in pairs])
     values = cka.cka_from_grams(model_grams, brain_grams)
     null = cka.permutation_null(model_grams, brain_grams, int(settings.get("n_permutations", 0)), rng)

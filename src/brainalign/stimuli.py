@@ -32,7 +32,7 @@ def load_stimulus_table(path, modality: str = "text", content_column: str = "sen
         raise StimulusError(f"{path}: no stimuli")
     ids = table["stimulus_id"].str.strip()
     if (ids == "").any():
-        raise StimulusError(f"{path}: empty stimulus_id in row(s) {list(np.flatnonzero(ids == '') + 2)}")
+        raise StimulusError(f"{path}: empty stimulus_id in row(s) {(np.flatnonzero(ids == '') + 2).tolist()}")
     duplicated = ids[ids.duplicated()].unique()
     if len(duplicated):
         raise StimulusError(f"{path}: duplicated stimulus_id {list(duplicated[:5])}")
@@ -65,7 +65,7 @@ def align_to(data: xr.DataArray | xr.Dataset, stimulus_ids, what: str = "data"):
     if len(missing) or len(extra):
         raise StimulusError(
             f"{what}: stimulus ids do not match the stimulus set "
-            f"({len(missing)} missing, e.g. {list(missing[:3])}; {len(extra)} unknown, e.g. {list(extra[:3])})")
+            f"({len(missing)} missing, e.g. {missing[:3].tolist()}; {len(extra)} unknown, e.g. {extra[:3].tolist()})")
     if len(np.unique(have)) != len(have):
         raise StimulusError(f"{what}: duplicated stimulus_id")
     order = pd.Index(have).get_indexer(want)

@@ -26,7 +26,7 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, **_) -> xr.D
         for roi in rois:
             if not np.any(present == roi):
                 raise BrainDataError(f"config key 'datasets.{name}.rois': ROI '{roi}' is empty "
-                                     f"(no neuroids in {path}; ROIs there: {sorted(set(present))})")
+                                     f"(no neuroids in {path}; ROIs there: {sorted(set(present.tolist()))})")
         brain = brain.isel(neuroid=np.flatnonzero(np.isin(present, rois)))
     try:
         brain = align_to(brain, stimuli["stimulus_id"].values, what=str(path))

@@ -56,6 +56,8 @@ def tau_a(a: np.ndarray, b: np.ndarray, chunk: int = 64) -> np.ndarray:
     """
     a, b = np.atleast_2d(a).astype(np.float64), np.atleast_2d(b).astype(np.float64)
     n = a.shape[-1]
+    # float32 sums of +-1 are exact below 2**24 terms per chunk.
+    chunk = max(1, min(chunk, 2**24 // max(n, 1)))
     total = np.zeros((a.shape[0], b.shape[0]))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)

