@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from brainalign.config import analysis_jobs, load_config
+from brainalign.config import analysis_jobs, load_config, model_comparison_jobs
 from brainalign.io import PROVENANCE_KEYS, read_activations, read_netcdf
 
 from conftest import ROOT, run_snakemake
@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 
 CONFIG = load_config(ROOT / "config" / "config.yaml", base_dir=ROOT)
 JOBS = analysis_jobs(CONFIG)
+PAIRS = model_comparison_jobs(CONFIG)
 
 
 def test_every_target_appears(default_run):
@@ -27,7 +28,14 @@ def test_every_target_appears(default_run):
         assert (results / "scores" / dataset / model / f"{metric}.nc").stat().st_size > 0
         for fmt in ("png", "svg"):
             assert (results / "figures" / dataset / model / f"{metric}.{fmt}").stat().st_size > 10_000
-    assert len(JOBS) == 6
+    assert len(JOBS) == 10
+    assert PAIRS == [("sentences", "minilm", "minilm"), ("sentences", "minilm", "smollm2"),
+                     ("sentences", "smollm2", "smollm2")]
+    for stimset, a, b in PAIRS:
+        assert (results / "model_similarity" / stimset / f"{a}__{b}.nc").stat().st_size > 0
+        for kind in ("heatmaps", "depth"):
+            for fmt in ("png", "svg"):
+                assert (results / "figures" / "model_similarity" / stimset / kind / f"{a}__{b}.{fmt}").stat().st_size > 10_000
     assert (results / "report.html").stat().st_size > 100_000
 
 
@@ -59,24 +67,49 @@ def test_contracts_of_outputs(default_run):
         scores = read_netcdf(results / "scores" / dataset / model / f"{metric}.nc")
         assert scores["score"].dims == ("layer", "subject", "roi")
         assert scores.sizes["layer"] == n_states[model]
-        for var in ("score_mean", "ci_low", "ci_high", "p_value", "ceiling_low", "ceiling_high"):
+        for var in ("score_mean", "ci_low", "ci_high", "p_value", "ceiling_low", "ceiling_high",
+                    "boot_ci_low", "boot_ci_high"):
             assert var in scores
         assert np.all(scores["ci_low"] <= scores["score_mean"])
         assert np.all(scores["score_mean"] <= scores["ci_high"])
         assert scores.attrs["metric"] == metric and scores.attrs["model"] == model
-        if metric in ("rsa", "cka"):
+        if metric != "encoding":
             p = scores["p_value"].values
             assert np.all((p > 0) & (p <= 1))
+        if metric in ("cka", "procrustes", "mutual_knn"):
+            n_boot = CONFIG["metrics"][metric]["n_bootstrap"]
+            assert int(scores.attrs["n_bootstrap"]) == n_boot > 0
+            assert np.all(scores["boot_ci_low"] <= scores["boot_ci_high"])
 
 
 def test_every_netcdf_carries_provenance(default_run):
     files = sorted((default_run / "results").rglob("*.nc"))
-    assert len(files) == 1 + 2 + 1 + 6
+    assert len(files) == 1 + 2 + 1 + len(JOBS) + len(PAIRS)
     for path in files:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             missing = [k for k in PROVENANCE_KEYS if k not in ds.attrs]
             assert not missing, f"{path} lacks provenance {missing}"
             assert int(ds.attrs["seed"]) in (CONFIG["seed"], -1)
+
+
+def test_model_similarity_outputs(default_run):
+    base = default_run / "results" / "model_similarity" / "sentences"
+    within = read_netcdf(base / "minilm__minilm.nc")
+    across = read_netcdf(base / "minilm__smollm2.nc")
+    measures = CONFIG["model_comparisons"][0]["measures"]
+    assert list(within["measure"].values) == measures
+    assert within["similarity"].dims == ("measure", "layer_a", "layer_b")
+    assert across.sizes["layer_a"] == 7 and across.sizes["layer_b"] == 31
+    # a model against itself: similarity measures peak on the diagonal
+    for measure in ("linear_cka", "rbf_cka", "debiased_cka", "procrustes", "mutual_knn", "rsa"):
+        diag = np.diag(within["similarity"].sel(measure=measure).values)
+        np.testing.assert_allclose(diag, 1.0, atol=1e-8)
+    np.testing.assert_allclose(np.diag(within["similarity"].sel(measure="angular_procrustes").values), 0, atol=1e-6)
+    np.testing.assert_allclose(within["best_depth_b"].sel(measure="linear_cka"), within["depth_a"])
+    # the depth-correspondence curve holds one relative depth of SmolLM2 per MiniLM layer
+    best = across["best_depth_b"].sel(measure="linear_cka").values
+    assert best.shape == (7,) and np.all((best >= 0) & (best <= 1))
+    assert across.attrs["model_a"] == "minilm" and across.attrs["model_b"] == "smollm2"
 
 
 def test_second_run_has_nothing_to_do(default_run):
@@ -90,8 +123,9 @@ def test_rerun_gives_identical_numbers(default_run):
     before = read_netcdf(target)
     brain_before = read_netcdf(default_run / "results" / "brain" / "simulated.nc")
     try:
-        run_snakemake(default_run, "--cores", "2", "--forcerun", "brain",
-                      "results/scores/simulated/minilm/rsa.nc", check=True)
+        # The target goes first: `--forcerun` takes every following word as a rule or file.
+        run_snakemake(default_run, "results/scores/simulated/minilm/rsa.nc", "--cores", "2",
+                      "--forcerun", "brain", check=True)
         after = read_netcdf(target)
         brain_after = read_netcdf(default_run / "results" / "brain" / "simulated.nc")
         np.testing.assert_array_equal(brain_before["responses"].values, brain_after["responses"].values)
@@ -104,7 +138,8 @@ def test_rerun_gives_identical_numbers(default_run):
 
 def test_report_has_every_metric(default_run):
     html = (default_run / "results" / "report.html").read_text(errors="ignore")
-    for word in ("rsa", "cka", "encoding", "minilm", "smollm2", "simulated"):
+    for word in ("rsa", "cka", "encoding", "procrustes", "mutual_knn", "model similarity", "minilm", "smollm2",
+                 "simulated"):
         assert word in html
 
 

@@ -12,15 +12,15 @@ import json
 
 import numpy as np
 import xarray as xr
-from scipy import stats
+from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
 from .datasets.contract import check_brain
 from .io import provenance, read_activations, read_netcdf
-from .metrics import cka, encoding, rsa
+from .metrics import cka, encoding, rsa, similarity, stats
 from .stimuli import StimulusError, align_to
 
-METRICS = ("rsa", "cka", "encoding")
+METRICS = ("rsa", "cka", "encoding", "procrustes", "mutual_knn")
 
 
 def load_inputs(activations_path, brain_path):
@@ -67,13 +67,6 @@ def _fill(values: np.ndarray, pairs, subjects, rois, n_layers: int) -> np.ndarra
     return out
 
 
-def _p_from_null(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """One-sided permutation p value, (1 + #null >= observed) / (1 + n)."""
-    if null.shape[0] == 0:
-        return np.full(observed.shape, np.nan)
-    return (1.0 + (null >= observed[None] - 1e-12).sum(0)) / (1.0 + null.shape[0])
-
-
 def _subject_mean_null(null: np.ndarray, pairs, subjects, rois) -> np.ndarray:
     """(perm, layer, pair) -> (perm, layer, roi), averaging subjects like the score."""
     out = np.full(null.shape[:2] + (len(rois),), np.nan)
@@ -99,13 +92,44 @@ def run_rsa(layers, blocks, subjects, rois, settings, rng):
     return values, pairs, null, ceiling
 
 
-def run_cka(layers, blocks, subjects, rois, settings, rng):
+def similarity_measure(metric: str, settings: dict) -> str:
+    """The :mod:`brainalign.metrics.similarity` measure a model x brain metric uses."""
+    if metric == "cka":
+        if settings.get("debiased", False):
+            return "debiased_cka"
+        return "rbf_cka" if settings.get("kernel", "linear") == "rbf" else "linear_cka"
+    if metric == "procrustes":
+        return settings.get("measure", "procrustes")
+    return metric
+
+
+def run_similarity(metric, layers, blocks, subjects, rois, settings, rng):
+    """CKA variants, Procrustes and mutual k-NN against every subject x ROI, with a
+    permutation null (stimulus labels of the brain data shuffled) and bootstrap
+    resamples of stimuli (the same resample for model and brain)."""
+    measure = similarity_measure(metric, settings)
+    options = {key: settings[key] for key in ("sigma_factor", "k") if key in settings}
     pairs = _pairs(blocks, subjects, rois)
-    model_grams = np.stack([cka.centered_gram(da.values) for da in layers])
-    brain_grams = np.stack([cka.centered_gram(blocks[p]) for p in pairs])
-    values = cka.cka_from_grams(model_grams, brain_grams)
-    null = cka.permutation_null(model_grams, brain_grams, int(settings.get("n_permutations", 0)), rng)
-    return values, pairs, null, np.full((2, len(rois)), np.nan)
+    xs = [da.values.astype(np.float64) for da in layers]
+    ys = [blocks[p] for p in pairs]
+    values = similarity.pairwise(measure, xs, ys, **options)
+    n = xs[0].shape[0]
+    perms = stats.permutations(n, int(settings.get("n_permutations", 0)), rng)
+    if measure == "linear_cka":
+        # Fast path: permuting stimuli permutes rows and columns of the centred Gram matrices.
+        model_grams = np.stack([cka.centered_gram(x) for x in xs])
+        brain_grams = np.stack([cka.centered_gram(y) for y in ys])
+        null = np.stack([cka.cka_from_grams(model_grams, brain_grams[:, p][:, :, p]) for p in perms]) \
+            if len(perms) else np.zeros((0, len(xs), len(ys)))
+    else:
+        null = np.stack([similarity.pairwise(measure, xs, [y[p] for y in ys], **options)
+                         for p in tqdm(perms, desc=f"{measure} permutations", unit="perm")]) \
+            if len(perms) else np.zeros((0, len(xs), len(ys)))
+    boots = stats.bootstrap_indices(n, int(settings.get("n_bootstrap", 0)), rng)
+    boot = np.stack([similarity.pairwise(measure, [x[b] for x in xs], [y[b] for y in ys], **options)
+                     for b in tqdm(boots, desc=f"{measure} bootstrap", unit="sample")]) \
+        if len(boots) else np.zeros((0, len(xs), len(ys)))
+    return values, pairs, null, np.full((2, len(rois)), np.nan), boot, similarity.HIGHER_IS_BETTER[measure]
 
 
 def run_encoding(layers, blocks, subjects, rois, settings, rng, seed):
@@ -133,7 +157,7 @@ def across_subject_ci(score: np.ndarray, confidence: float) -> tuple[np.ndarray,
     n = np.sum(np.isfinite(score), axis=1)
     sd = np.nanstd(score, axis=1, ddof=1) if score.shape[1] > 1 else np.full(mean.shape, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        half = stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
+        half = scipy_stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
     half = np.where(n > 1, half, np.nan)
     return mean, mean - half, mean + half
 
@@ -146,18 +170,23 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
     layers, model_attrs, brain = load_inputs(activations_path, brain_path)
     blocks, subjects, rois = brain_blocks(brain)
     rng = np.random.default_rng(seed)
+    higher_is_better, boot = True, None
     if metric == "rsa":
         values, pairs, null, ceiling = run_rsa(layers, blocks, subjects, rois, settings, rng)
-    elif metric == "cka":
-        values, pairs, null, ceiling = run_cka(layers, blocks, subjects, rois, settings, rng)
-    else:
+    elif metric == "encoding":
         values, pairs, null, ceiling = run_encoding(layers, blocks, subjects, rois, settings, rng, seed)
+    else:
+        values, pairs, null, ceiling, boot, higher_is_better = run_similarity(
+            metric, layers, blocks, subjects, rois, settings, rng)
+    if boot is None:
+        boot = np.zeros((0,) + values.shape)
 
     n_layers = len(layers)
     per_subject = _fill(values, pairs, subjects, rois, n_layers)
     mean, low, high = across_subject_ci(per_subject, confidence)
     observed_mean = _subject_mean_null(values[None], pairs, subjects, rois)[0]
-    p_value = _p_from_null(observed_mean, _subject_mean_null(null, pairs, subjects, rois))
+    p_value = stats.p_from_null(observed_mean, _subject_mean_null(null, pairs, subjects, rois), higher_is_better)
+    boot_low, boot_high = stats.percentile_ci(_subject_mean_null(boot, pairs, subjects, rois), confidence)
 
     layer_dim = ("layer",)
     result = xr.Dataset(
@@ -167,6 +196,8 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
             "ci_low": (("layer", "roi"), low),
             "ci_high": (("layer", "roi"), high),
             "p_value": (("layer", "roi"), p_value),
+            "boot_ci_low": (("layer", "roi"), boot_low),
+            "boot_ci_high": (("layer", "roi"), boot_high),
             "ceiling_low": (("roi",), ceiling[0]),
             "ceiling_high": (("roi",), ceiling[1]),
         },
@@ -181,6 +212,9 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
     label = metric_label(metric, settings)
     result["score"].attrs["long_name"] = label
     result["ci_low"].attrs["description"] = f"{confidence:.0%} Student-t interval across subjects"
+    result["boot_ci_low"].attrs["description"] = (
+        f"{confidence:.0%} percentile interval of the subject mean over {boot.shape[0]} bootstrap resamples "
+        "of stimuli" if boot.shape[0] else "not computed (n_bootstrap = 0 or not available for this metric)")
     result["p_value"].attrs["description"] = (
         "one-sided permutation test of stimulus labels on the subject-mean score"
         if null.shape[0] else "not computed for this metric")
@@ -188,7 +222,8 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
     result.attrs.update(provenance(
         {"metric": metric, **settings}, seed=seed,
         metric=metric, metric_label=label, metric_settings=json.dumps(settings, sort_keys=True),
-        confidence=confidence, n_permutations=int(null.shape[0]),
+        confidence=confidence, n_permutations=int(null.shape[0]), n_bootstrap=int(boot.shape[0]),
+        higher_is_better=int(higher_is_better),
         model=names.get("model", model_attrs.get("model_name", "")),
         dataset=names.get("dataset", ""),
         model_checksum=model_attrs.get("model_checksum", ""),
@@ -206,7 +241,13 @@ def metric_label(metric: str, settings: dict) -> str:
         comparison = {"spearman": "Spearman rho", "tau-a": "Kendall tau-a"}[settings.get("comparison", "spearman")]
         return f"RSA ({comparison}, {settings.get('rdm_method', 'correlation')} RDMs)"
     if metric == "cka":
-        return f"{settings.get('kernel', 'linear')} CKA"
+        kind = "debiased linear" if settings.get("debiased") else settings.get("kernel", "linear")
+        return f"{kind} CKA"
+    if metric == "procrustes":
+        return ("angular Procrustes distance (rad)" if settings.get("measure") == "angular_procrustes"
+                else "Procrustes similarity (nuclear norm)")
+    if metric == "mutual_knn":
+        return f"mutual k-NN alignment (k={settings.get('k', 10)})"
     return f"encoding ({settings.get('roi_summary', 'median')} held-out Pearson r)"
 
 

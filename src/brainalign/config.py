@@ -138,6 +138,15 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
                     raise ConfigError(f"config key 'datasets.{name}.rois.{roi}.model': unknown model "
                                       f"'{spec['model']}' (known: {sorted(models)})")
 
+    for i, comparison in enumerate(config.get("model_comparisons", [])):
+        if comparison["stimuli"] not in stimuli:
+            raise ConfigError(f"config key 'model_comparisons.{i}.stimuli': unknown stimulus set "
+                              f"'{comparison['stimuli']}' (known: {sorted(stimuli)})")
+        for item in comparison["models"]:
+            if item not in models:
+                raise ConfigError(f"config key 'model_comparisons.{i}.models': unknown name '{item}' "
+                                  f"(known: {sorted(models)})")
+
     for i, analysis in enumerate(config["analyses"]):
         for field, known in (("datasets", datasets), ("models", models)):
             for item in analysis[field]:
@@ -160,6 +169,28 @@ def analysis_jobs(config: dict) -> list[tuple[str, str, str]]:
     return jobs
 
 
+def model_comparison_jobs(config: dict) -> list[tuple[str, str, str]]:
+    """Unique (stimulus set, model_a, model_b) comparisons, pairs in config order."""
+    jobs = []
+    for comparison in config.get("model_comparisons", []):
+        models = comparison["models"]
+        for i, a in enumerate(models):
+            for b in models[i:]:
+                if (a != b or comparison.get("include_self", True)) and \
+                        (comparison["stimuli"], a, b) not in jobs:
+                    jobs.append((comparison["stimuli"], a, b))
+    return jobs
+
+
+def comparison_measures(config: dict, stimset: str, a: str, b: str) -> list[str]:
+    """Measures asked for a model pair (union over the entries that list both)."""
+    measures = []
+    for comparison in config.get("model_comparisons", []):
+        if comparison["stimuli"] == stimset and a in comparison["models"] and b in comparison["models"]:
+            measures += [m for m in comparison["measures"] if m not in measures]
+    return measures
+
+
 def planted_models(dataset: dict) -> list[str]:
     """Models whose activations a simulated dataset is generated from."""
     if dataset["kind"] != "simulated":
@@ -175,4 +206,8 @@ def extraction_jobs(config: dict) -> list[tuple[str, str]]:
         for model in [m, *planted_models(dataset)]:
             if (dataset["stimuli"], model) not in jobs:
                 jobs.append((dataset["stimuli"], model))
+    for stimset, a, b in model_comparison_jobs(config):
+        for model in (a, b):
+            if (stimset, model) not in jobs:
+                jobs.append((stimset, model))
     return jobs

@@ -45,8 +45,13 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
         for k, subject in enumerate(s["subject"].values):
             ax.plot(x, s["score"].sel(subject=subject), color="0.6", lw=0.8, alpha=0.8,
                     label="subjects" if k == 0 else None)
-        ax.fill_between(x, s["ci_low"], s["ci_high"], color=PALETTE[0], alpha=0.25, lw=0,
-                        label=f"{float(scores.attrs.get('confidence', 0.95)):.0%} CI")
+        level = f"{float(scores.attrs.get('confidence', 0.95)):.0%}"
+        if "boot_ci_low" in s and np.isfinite(s["boot_ci_low"].values).all():
+            ax.fill_between(x, s["boot_ci_low"], s["boot_ci_high"], color=PALETTE[0], alpha=0.25, lw=0,
+                            label=f"{level} bootstrap CI (stimuli)")
+        else:
+            ax.fill_between(x, s["ci_low"], s["ci_high"], color=PALETTE[0], alpha=0.25, lw=0,
+                            label=f"{level} CI (subjects)")
         ax.plot(x, s["score_mean"], color=PALETTE[0], lw=2, marker="o", ms=3, label="subject mean")
         low, high = float(s["ceiling_low"]), float(s["ceiling_high"])
         if np.isfinite(low) and np.isfinite(high):
@@ -77,15 +82,82 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
     fig.suptitle(title or f"{scores.attrs.get('model', '')} on {scores.attrs.get('dataset', '')}: {label}",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    _save(fig, paths)
+    return fig
+
+
+MEASURE_LABELS = {
+    "linear_cka": "linear CKA", "rbf_cka": "RBF CKA", "debiased_cka": "debiased CKA",
+    "procrustes": "Procrustes similarity (nuclear norm)", "angular_procrustes": "angular Procrustes distance (rad)",
+    "mutual_knn": "mutual k-NN alignment", "rsa": "RSA (Spearman rho)",
+}
+
+
+def _save(fig, paths):
     for path in [paths] if isinstance(paths, (str, Path)) else paths:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def plot_model_similarity(sim: xr.Dataset, paths):
+    """One heatmap per measure: layers of model A (rows) x layers of model B (columns)."""
+    measures = list(sim["measure"].values.astype(str))
+    ncols = min(len(measures), 4)
+    nrows = int(np.ceil(len(measures) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
+    a, b = sim.attrs.get("model_a", "A"), sim.attrs.get("model_b", "B")
+    for ax, measure in zip(axes.flat, measures):
+        values = sim["similarity"].sel(measure=measure).values
+        image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis",
+                          extent=(-0.5, values.shape[1] - 0.5, -0.5, values.shape[0] - 0.5))
+        ax.set_title(MEASURE_LABELS.get(measure, measure), fontsize=9)
+        ax.set_xlabel(f"{b} layer (hidden-state index)", fontsize=8)
+        ax.set_ylabel(f"{a} layer (hidden-state index)", fontsize=8)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    for ax in axes.flat[len(measures):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Layer similarity: {a} x {b}", fontsize=11)
+    fig.tight_layout()
+    _save(fig, paths)
     return fig
 
 
-def plot_file(scores_path, out_paths):
-    """File-level entry point used by the report rules and ``brainalign plot``."""
+def plot_depth_correspondence(sim: xr.Dataset, paths):
+    """For each layer of A, the relative depth of the best-matching layer of B."""
+    fig, ax = plt.subplots(figsize=(8.0, 4.4))
+    depth_a = sim["depth_a"].values
+    for k, measure in enumerate(sim["measure"].values.astype(str)):
+        # Measures often agree; distinct markers and dashes keep overlapping curves readable.
+        ax.plot(depth_a, sim["best_depth_b"].sel(measure=measure), marker="os^vDP*"[k % 7], ms=6 - 0.5 * (k % 4),
+                lw=1.5, ls=["-", "--", "-.", ":"][k % 4], color=PALETTE[k % len(PALETTE)], alpha=0.85,
+                label=MEASURE_LABELS.get(measure, measure))
+    ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="equal relative depth")
+    a, b = sim.attrs.get("model_a", "A"), sim.attrs.get("model_b", "B")
+    ax.set_xlabel(f"relative depth of {a} layer (0 = embeddings, 1 = last)")
+    ax.set_ylabel(f"relative depth of best-matching {b} layer")
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(f"Depth correspondence: {a} -> {b}", fontsize=10)
+    ax.grid(alpha=0.2)
+    fig.tight_layout(rect=(0, 0, 0.62, 1))
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(0.63, 0.5), frameon=False)
+    _save(fig, paths)
+    return fig
+
+
+def plot_file(path, out_paths, figure: str = "auto"):
+    """Redraw a figure from one NetCDF file: layer curves for scores files,
+    heatmaps (``figure="heatmap"``) or the depth correspondence (``"depth"``)
+    for model-similarity files."""
     from .io import read_netcdf
 
-    return plot_layer_curves(read_netcdf(scores_path), out_paths)
+    data = read_netcdf(path)
+    if "similarity" in data:
+        if figure == "depth":
+            return plot_depth_correspondence(data, out_paths)
+        return plot_model_similarity(data, out_paths)
+    if "score" in data:
+        return plot_layer_curves(data, out_paths)
+    raise ValueError(f"{path}: neither a scores file nor a model-similarity file")

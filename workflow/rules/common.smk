@@ -1,5 +1,10 @@
 # Helpers shared by the rules: which files a config asks for.
-from brainalign.config import analysis_jobs, planted_models
+from brainalign.config import (
+    analysis_jobs,
+    comparison_measures,
+    model_comparison_jobs,
+    planted_models,
+)
 
 
 def stimset_of(dataset):
@@ -32,9 +37,21 @@ def all_scores():
     return [f"results/scores/{d}/{m}/{metric}.nc" for d, m, metric in analysis_jobs(config)]
 
 
+def all_model_similarities():
+    return [f"results/model_similarity/{s}/{a}__{b}.nc" for s, a, b in model_comparison_jobs(config)]
+
+
 def all_figures():
-    return [
+    formats = config["report"]["formats"]
+    scores = [
         f"results/figures/{d}/{m}/{metric}.{fmt}"
         for d, m, metric in analysis_jobs(config)
-        for fmt in config["report"]["formats"]
+        for fmt in formats
     ]
+    similarity = [
+        f"results/figures/model_similarity/{s}/{kind}/{a}__{b}.{fmt}"
+        for s, a, b in model_comparison_jobs(config)
+        for kind in ("heatmaps", "depth")
+        for fmt in formats
+    ]
+    return scores + similarity

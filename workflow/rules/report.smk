@@ -16,3 +16,45 @@ rule plot_layer_curves:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot.py"
+
+
+rule plot_model_similarity:
+    input:
+        "results/model_similarity/{stimset}/{model_a}__{model_b}.nc",
+    output:
+        report(
+            "results/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}.png",
+            caption="../report/model_similarity.rst",
+            category="model similarity",
+            subcategory="{stimset}",
+            labels={"models": "{model_a} x {model_b}", "figure": "layer heatmaps"},
+        ),
+        "results/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}.svg",
+    log:
+        "results/logs/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot.py"
+
+
+rule plot_depth_correspondence:
+    input:
+        "results/model_similarity/{stimset}/{model_a}__{model_b}.nc",
+    output:
+        report(
+            "results/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}.png",
+            caption="../report/depth_correspondence.rst",
+            category="model similarity",
+            subcategory="{stimset}",
+            labels={"models": "{model_a} x {model_b}", "figure": "depth correspondence"},
+        ),
+        "results/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}.svg",
+    params:
+        figure="depth",
+    log:
+        "results/logs/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot.py"

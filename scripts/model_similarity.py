@@ -1,0 +1,7 @@
+from brainalign.modelsim import compare_models_file
+from brainalign.runlog import logged
+
+with logged(snakemake.log[0]):
+    compare_models_file(snakemake.input.a, snakemake.input.b, snakemake.output[0], snakemake.params.measures,
+                        snakemake.params.settings, seed=snakemake.params.seed,
+                        names=(snakemake.wildcards.model_a, snakemake.wildcards.model_b))
