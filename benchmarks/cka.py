@@ -20,20 +20,11 @@ Same inputs in the same process, for float32 and float64:
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from timing import best_of
 
 from brainalign.metrics import similarity
-
-
-def best_of(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def numpy_linear_cka(x, y):

@@ -9,22 +9,13 @@ subjects; prints both times, their ratio and the largest absolute difference.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from timing import best_of
 from rsatoolbox.rdm import RDMs
 from rsatoolbox.rdm import compare as rsatoolbox_compare
 
 from brainalign.metrics import rsa
-
-
-def best_of(fn, repeats=3):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main():

@@ -160,7 +160,12 @@ def test_minimal_config_gets_every_default(tmp_path):
     assert config["seed"] == 2026
     assert config["metrics"]["rsa"] == {"rdm_method": "correlation", "comparison": "spearman",
                                         "n_permutations": 1000}
-    assert config["metrics"]["cka"] == {"kernel": "linear", "n_permutations": 1000}
+    assert config["metrics"]["cka"] == {"kernel": "linear", "debiased": False, "sigma_factor": 1.0,
+                                        "n_permutations": 1000, "n_bootstrap": 0}
+    assert config["metrics"]["procrustes"] == {"measure": "procrustes", "n_permutations": 200, "n_bootstrap": 100}
+    assert config["metrics"]["mutual_knn"] == {"k": 10, "n_permutations": 200, "n_bootstrap": 100}
+    assert config["model_comparisons"] == [] and config["dataset_comparisons"] == []
+    assert config["similarity"] == {"sigma_factor": 1.0, "k": 10, "comparison": "spearman", "dtype": "float64"}
     assert config["metrics"]["encoding"]["outer_folds"] == 5
     assert config["metrics"]["encoding"]["roi_summary"] == "median"
     assert config["models"]["m"]["layers"] == "all" and config["models"]["m"]["pooling"] == "mean"

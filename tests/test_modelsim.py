@@ -138,3 +138,43 @@ def test_p_value_direction():
     np.testing.assert_allclose(stats.p_from_null(observed, null, True), [1 / 4, 1.0])
     np.testing.assert_allclose(stats.p_from_null(observed, null, False), [1.0, 1 / 4])
     assert np.isnan(stats.p_from_null(observed, null[:0])).all()
+
+
+def test_dataset_similarity_across_subjects(tmp_path, small_brain):
+    """ROI x ROI similarity of a dataset with itself: subjects are never paired with
+    themselves, the planted ROI is consistent across subjects and debiased CKA of the
+    noise ROI is near zero while biased CKA is not."""
+    from brainalign.datasim import compare_datasets_file
+
+    out = tmp_path / "same.nc"
+    compare_datasets_file(small_brain, small_brain, out, ["linear_cka", "debiased_cka", "rsa"], names=("d", "d"))
+    result = xr.open_dataset(out, engine="h5netcdf").load()
+    assert result["similarity"].dims == ("measure", "roi_a", "roi_b")
+    np.testing.assert_array_equal(result["n_subject_pairs"].values, 2)  # 2 subjects -> 2 ordered pairs
+    brain = xr.open_dataset(small_brain, engine="h5netcdf").load()
+    blocks, subjects, _ = brain_blocks(brain)
+    expected = np.mean([similarity.pairwise("debiased_cka", [blocks[a, "sig"]], [blocks[b, "sig"]])[0, 0]
+                        for a in subjects for b in subjects if a != b])
+    np.testing.assert_allclose(result["similarity"].sel(measure="debiased_cka", roi_a="sig", roi_b="sig"),
+                               expected, atol=1e-12)
+    sig = float(result["similarity"].sel(measure="rsa", roi_a="sig", roi_b="sig"))
+    noise_debiased = float(result["similarity"].sel(measure="debiased_cka", roi_a="noise", roi_b="noise"))
+    noise_biased = float(result["similarity"].sel(measure="linear_cka", roi_a="noise", roi_b="noise"))
+    noise_rsa = float(result["similarity"].sel(measure="rsa", roi_a="noise", roi_b="noise"))
+    assert sig > 10 * abs(noise_rsa) and sig > 0.2
+    assert abs(noise_debiased) < 0.05 < noise_biased
+
+    shuffled = brain.isel(stimulus=np.random.default_rng(1).permutation(brain.sizes["stimulus"]))
+    write_netcdf(shuffled, tmp_path / "shuffled.nc")
+    compare_datasets_file(small_brain, tmp_path / "shuffled.nc", tmp_path / "cross.nc", ["rsa"], names=("d", "e"))
+    cross = xr.open_dataset(tmp_path / "cross.nc", engine="h5netcdf").load()
+    # different dataset names: same-subject pairs count, and ids (not rows) are matched
+    np.testing.assert_array_equal(cross["n_subject_pairs"].values, 4)
+    np.testing.assert_allclose(
+        [float(similarity.pairwise("rsa", [blocks[s, "sig"]], [blocks[s, "sig"]])[0, 0]) for s in subjects], 1.0)
+
+    renamed = brain.assign_coords(stimulus_id=("stimulus", [f"z{i}" for i in range(brain.sizes["stimulus"])]))
+    write_netcdf(renamed, tmp_path / "renamed.nc")
+    with pytest.raises(StimulusError, match="renamed.nc"):
+        compare_datasets_file(small_brain, tmp_path / "renamed.nc", tmp_path / "bad.nc", ["rsa"], names=("d", "z"))
+    assert not (tmp_path / "bad.nc").exists()

@@ -84,7 +84,7 @@ def test_contracts_of_outputs(default_run):
 
 def test_every_netcdf_carries_provenance(default_run):
     files = sorted((default_run / "results").rglob("*.nc"))
-    assert len(files) == 1 + 2 + 1 + len(JOBS) + len(PAIRS)
+    assert len(files) == 1 + 2 + 1 + len(JOBS) + len(PAIRS) + 1
     for path in files:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             missing = [k for k in PROVENANCE_KEYS if k not in ds.attrs]
@@ -110,6 +110,19 @@ def test_model_similarity_outputs(default_run):
     best = across["best_depth_b"].sel(measure="linear_cka").values
     assert best.shape == (7,) and np.all((best >= 0) & (best <= 1))
     assert across.attrs["model_a"] == "minilm" and across.attrs["model_b"] == "smollm2"
+
+
+def test_dataset_similarity_output(default_run):
+    sim = read_netcdf(default_run / "results" / "dataset_similarity" / "simulated__simulated.nc")
+    assert sim["similarity"].dims == ("measure", "roi_a", "roi_b")
+    np.testing.assert_array_equal(sim["n_subject_pairs"].values, 6)  # 3 subjects, never with themselves
+    debiased = sim["similarity"].sel(measure="debiased_cka")
+    # each planted ROI is most similar to itself across subjects; the noise ROI matches nothing
+    for roi in ("early", "middle", "late"):
+        assert str(debiased.sel(roi_a=roi).idxmax("roi_b").item()) == roi
+    assert abs(float(debiased.sel(roi_a="noise", roi_b="noise"))) < 0.05
+    for fmt in ("png", "svg"):
+        assert (default_run / "results" / "figures" / "dataset_similarity" / f"simulated__simulated.{fmt}").stat().st_size > 10_000
 
 
 def test_second_run_has_nothing_to_do(default_run):
@@ -138,8 +151,8 @@ def test_rerun_gives_identical_numbers(default_run):
 
 def test_report_has_every_metric(default_run):
     html = (default_run / "results" / "report.html").read_text(errors="ignore")
-    for word in ("rsa", "cka", "encoding", "procrustes", "mutual_knn", "model similarity", "minilm", "smollm2",
-                 "simulated"):
+    for word in ("rsa", "cka", "encoding", "procrustes", "mutual_knn", "model similarity", "dataset similarity",
+                 "minilm", "smollm2", "simulated"):
         assert word in html
 
 

@@ -147,6 +147,12 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
                 raise ConfigError(f"config key 'model_comparisons.{i}.models': unknown name '{item}' "
                                   f"(known: {sorted(models)})")
 
+    for i, comparison in enumerate(config.get("dataset_comparisons", [])):
+        for item in comparison["datasets"]:
+            if item not in datasets:
+                raise ConfigError(f"config key 'dataset_comparisons.{i}.datasets': unknown name '{item}' "
+                                  f"(known: {sorted(datasets)})")
+
     for i, analysis in enumerate(config["analyses"]):
         for field, known in (("datasets", datasets), ("models", models)):
             for item in analysis[field]:
@@ -173,12 +179,9 @@ def model_comparison_jobs(config: dict) -> list[tuple[str, str, str]]:
     """Unique (stimulus set, model_a, model_b) comparisons, pairs in config order."""
     jobs = []
     for comparison in config.get("model_comparisons", []):
-        models = comparison["models"]
-        for i, a in enumerate(models):
-            for b in models[i:]:
-                if (a != b or comparison.get("include_self", True)) and \
-                        (comparison["stimuli"], a, b) not in jobs:
-                    jobs.append((comparison["stimuli"], a, b))
+        for a, b in _pairs(comparison["models"], comparison.get("include_self", True)):
+            if (comparison["stimuli"], a, b) not in jobs:
+                jobs.append((comparison["stimuli"], a, b))
     return jobs
 
 
@@ -187,6 +190,29 @@ def comparison_measures(config: dict, stimset: str, a: str, b: str) -> list[str]
     measures = []
     for comparison in config.get("model_comparisons", []):
         if comparison["stimuli"] == stimset and a in comparison["models"] and b in comparison["models"]:
+            measures += [m for m in comparison["measures"] if m not in measures]
+    return measures
+
+
+def _pairs(names: list[str], include_self: bool) -> list[tuple[str, str]]:
+    return [(a, b) for i, a in enumerate(names) for b in names[i:] if a != b or include_self]
+
+
+def dataset_comparison_jobs(config: dict) -> list[tuple[str, str]]:
+    """Unique (dataset_a, dataset_b) comparisons, pairs in config order."""
+    jobs = []
+    for comparison in config.get("dataset_comparisons", []):
+        for pair in _pairs(comparison["datasets"], comparison.get("include_self", True)):
+            if pair not in jobs:
+                jobs.append(pair)
+    return jobs
+
+
+def dataset_comparison_measures(config: dict, a: str, b: str) -> list[str]:
+    """Measures asked for a dataset pair (union over the entries that list both)."""
+    measures = []
+    for comparison in config.get("dataset_comparisons", []):
+        if a in comparison["datasets"] and b in comparison["datasets"]:
             measures += [m for m in comparison["measures"] if m not in measures]
     return measures
 
@@ -206,6 +232,12 @@ def extraction_jobs(config: dict) -> list[tuple[str, str]]:
         for model in [m, *planted_models(dataset)]:
             if (dataset["stimuli"], model) not in jobs:
                 jobs.append((dataset["stimuli"], model))
+    for pair in dataset_comparison_jobs(config):
+        for d in pair:
+            dataset = config["datasets"][d]
+            for model in planted_models(dataset):
+                if (dataset["stimuli"], model) not in jobs:
+                    jobs.append((dataset["stimuli"], model))
     for stimset, a, b in model_comparison_jobs(config):
         for model in (a, b):
             if (stimset, model) not in jobs:

@@ -101,23 +101,34 @@ def _save(fig, paths):
 
 
 def plot_model_similarity(sim: xr.Dataset, paths):
-    """One heatmap per measure: layers of model A (rows) x layers of model B (columns)."""
+    """One heatmap per measure: layers of model A (rows) x layers of model B
+    (columns), or ROIs of dataset A x ROIs of dataset B."""
     measures = list(sim["measure"].values.astype(str))
     ncols = min(len(measures), 4)
     nrows = int(np.ceil(len(measures) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows), squeeze=False)
-    a, b = sim.attrs.get("model_a", "A"), sim.attrs.get("model_b", "B")
+    by_roi = "roi_a" in sim.dims
+    if by_roi:
+        a, b = sim.attrs.get("dataset_a", "A"), sim.attrs.get("dataset_b", "B")
+        xlabel, ylabel, what = f"{b} ROI", f"{a} ROI", "ROI similarity"
+    else:
+        a, b = sim.attrs.get("model_a", "A"), sim.attrs.get("model_b", "B")
+        xlabel, ylabel = f"{b} layer (hidden-state index)", f"{a} layer (hidden-state index)"
+        what = "Layer similarity"
     for ax, measure in zip(axes.flat, measures):
         values = sim["similarity"].sel(measure=measure).values
         image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis",
                           extent=(-0.5, values.shape[1] - 0.5, -0.5, values.shape[0] - 0.5))
         ax.set_title(MEASURE_LABELS.get(measure, measure), fontsize=9)
-        ax.set_xlabel(f"{b} layer (hidden-state index)", fontsize=8)
-        ax.set_ylabel(f"{a} layer (hidden-state index)", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        if by_roi:
+            ax.set_xticks(range(sim.sizes["roi_b"]), sim["roi_b"].values.astype(str), fontsize=7, rotation=45)
+            ax.set_yticks(range(sim.sizes["roi_a"]), sim["roi_a"].values.astype(str), fontsize=7)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     for ax in axes.flat[len(measures):]:
         ax.set_visible(False)
-    fig.suptitle(f"Layer similarity: {a} x {b}", fontsize=11)
+    fig.suptitle(f"{what}: {a} x {b}", fontsize=11)
     fig.tight_layout()
     _save(fig, paths)
     return fig
@@ -155,7 +166,7 @@ def plot_file(path, out_paths, figure: str = "auto"):
 
     data = read_netcdf(path)
     if "similarity" in data:
-        if figure == "depth":
+        if figure == "depth" and "layer_a" in data.dims:
             return plot_depth_correspondence(data, out_paths)
         return plot_model_similarity(data, out_paths)
     if "score" in data:

@@ -76,3 +76,25 @@ rule mutual_knn:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/score.py"
+
+
+rule dataset_similarity:
+    input:
+        a="results/brain/{dataset_a}.nc",
+        b="results/brain/{dataset_b}.nc",
+    output:
+        "results/dataset_similarity/{dataset_a}__{dataset_b}.nc",
+    params:
+        measures=lambda wildcards: dataset_comparison_measures(
+            config, wildcards.dataset_a, wildcards.dataset_b
+        ),
+        settings=config["similarity"],
+        seed=config["seed"],
+    resources:
+        mem_mb=4000,
+    log:
+        "results/logs/dataset_similarity/{dataset_a}__{dataset_b}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/dataset_similarity.py"

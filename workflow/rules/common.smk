@@ -2,6 +2,8 @@
 from brainalign.config import (
     analysis_jobs,
     comparison_measures,
+    dataset_comparison_jobs,
+    dataset_comparison_measures,
     model_comparison_jobs,
     planted_models,
 )
@@ -41,6 +43,10 @@ def all_model_similarities():
     return [f"results/model_similarity/{s}/{a}__{b}.nc" for s, a, b in model_comparison_jobs(config)]
 
 
+def all_dataset_similarities():
+    return [f"results/dataset_similarity/{a}__{b}.nc" for a, b in dataset_comparison_jobs(config)]
+
+
 def all_figures():
     formats = config["report"]["formats"]
     scores = [
@@ -54,4 +60,9 @@ def all_figures():
         for kind in ("heatmaps", "depth")
         for fmt in formats
     ]
-    return scores + similarity
+    datasets = [
+        f"results/figures/dataset_similarity/{a}__{b}.{fmt}"
+        for a, b in dataset_comparison_jobs(config)
+        for fmt in formats
+    ]
+    return scores + similarity + datasets

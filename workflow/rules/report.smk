@@ -58,3 +58,22 @@ rule plot_depth_correspondence:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot.py"
+
+
+rule plot_dataset_similarity:
+    input:
+        "results/dataset_similarity/{dataset_a}__{dataset_b}.nc",
+    output:
+        report(
+            "results/figures/dataset_similarity/{dataset_a}__{dataset_b}.png",
+            caption="../report/dataset_similarity.rst",
+            category="dataset similarity",
+            labels={"datasets": "{dataset_a} x {dataset_b}", "figure": "ROI heatmaps"},
+        ),
+        "results/figures/dataset_similarity/{dataset_a}__{dataset_b}.svg",
+    log:
+        "results/logs/figures/dataset_similarity/{dataset_a}__{dataset_b}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot.py"
