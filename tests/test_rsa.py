@@ -91,11 +91,19 @@ def test_compare_matches_rsatoolbox(method, tied):
     assert ours.min() > 0.05 and np.ptp(ours) > 1e-3
 
 
-def test_tau_a_chunking_does_not_change_result():
+def test_tau_a_equals_pair_counting_definition():
+    """tau-a = (concordant - discordant) / (P(P-1)/2), ties counting zero, by brute force."""
     model, brain = _model_and_brain_rdms(seed=23, tied=True)
-    ref = rsa_compare(RDMs(model), RDMs(brain), method="tau-a")
-    for chunk in (1, 7, 190, 1000):
-        np.testing.assert_allclose(rsa.tau_a(model, brain, chunk=chunk), ref, rtol=0, atol=1e-10)
+    constant = np.full((1, model.shape[1]), 0.5)  # all pairs tied: tau-a is 0, not NaN
+    ours = rsa.tau_a(np.vstack([model, constant]), brain)
+    p = model.shape[1]
+    for i, x in enumerate(np.vstack([model, constant])):
+        for j, y in enumerate(brain):
+            sx = np.sign(x[:, None] - x[None, :])
+            sy = np.sign(y[:, None] - y[None, :])
+            expected = (sx * sy)[np.triu_indices(p, k=1)].sum() / (p * (p - 1) / 2)
+            assert abs(ours[i, j] - expected) < 1e-12
+    assert np.all(ours[-1] == 0)
 
 
 def test_compare_rejects_unknown_method():
