@@ -114,14 +114,13 @@ def run_similarity(metric, layers, blocks, subjects, rois, settings, rng):
     ys = [blocks[p] for p in pairs]
     values = similarity.pairwise(measure, xs, ys, **options)
     n = xs[0].shape[0]
-    perms = stats.permutations(n, int(settings.get("n_permutations", 0)), rng)
+    n_permutations = int(settings.get("n_permutations", 0))
     if measure == "linear_cka":
         # Fast path: permuting stimuli permutes rows and columns of the centred Gram matrices.
-        model_grams = np.stack([cka.centered_gram(x) for x in xs])
-        brain_grams = np.stack([cka.centered_gram(y) for y in ys])
-        null = np.stack([cka.cka_from_grams(model_grams, brain_grams[:, p][:, :, p]) for p in perms]) \
-            if len(perms) else np.zeros((0, len(xs), len(ys)))
+        null = cka.permutation_null(np.stack([cka.centered_gram(x) for x in xs]),
+                                    np.stack([cka.centered_gram(y) for y in ys]), n_permutations, rng)
     else:
+        perms = stats.permutations(n, n_permutations, rng)
         null = np.stack([similarity.pairwise(measure, xs, [y[p] for y in ys], **options)
                          for p in tqdm(perms, desc=f"{measure} permutations", unit="perm")]) \
             if len(perms) else np.zeros((0, len(xs), len(ys)))

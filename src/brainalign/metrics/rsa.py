@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from .stats import permutations
+
 COMPARISONS = ("spearman", "tau-a")
 
 
@@ -111,8 +113,7 @@ def permutation_null(model_rdms: np.ndarray, brain_rdms: np.ndarray, n_stimuli: 
     ``model_rdms`` (L, P), ``brain_rdms`` (B, P). The same permutation is applied
     to every brain RDM. Returns (n_permutations, L, B).
     """
-    perms = np.stack([rng.permutation(n_stimuli) for _ in range(n_permutations)]) if n_permutations else \
-        np.zeros((0, n_stimuli), dtype=np.int64)
+    perms = permutations(n_stimuli, n_permutations, rng)
     positions = permuted_pairs(n_stimuli, perms)
     null = np.empty((n_permutations, model_rdms.shape[0], brain_rdms.shape[0]))
     if method == "spearman":
