@@ -152,8 +152,10 @@ def test_rerun_gives_identical_numbers(default_run):
 def test_report_has_every_metric(default_run):
     html = (default_run / "results" / "report.html").read_text(errors="ignore")
     for word in ("rsa", "cka", "encoding", "procrustes", "mutual_knn", "model similarity", "dataset similarity",
-                 "minilm", "smollm2", "simulated"):
+                 "minilm", "smollm2", "simulated", "depth correspondence"):
         assert word in html
+    # the MiniLM x SmolLM2 depth-correspondence figure and heatmaps are embedded
+    assert "depth/minilm__smollm2.png" in html and "heatmaps/minilm__smollm2.png" in html
 
 
 def test_lint_is_clean():
