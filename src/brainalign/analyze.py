@@ -11,24 +11,33 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
-from .datasets.contract import check_brain
-from .io import provenance, read_activations, read_netcdf
-from .metrics import cka, encoding, rsa, similarity, stats
+from .datasets.contract import check_brain, is_rdm_data
+from .io import is_rdm_file, provenance, read_activations, read_netcdf
+from . import rsa_scores
+from .metrics import cka, encoding, similarity, stats
 from .stimuli import StimulusError, align_to
 
 METRICS = ("rsa", "cka", "encoding", "procrustes", "mutual_knn")
 
 
 def load_inputs(activations_path, brain_path):
-    """Read activations and brain data, aligned on the brain's ``stimulus_id`` order."""
+    """Read activations (or model RDMs) and brain data, aligned on the brain's
+    ``stimulus_id`` order. Model RDMs come back as one (layer, stimulus, stimulus_)
+    DataArray instead of a list of layers."""
     brain = check_brain(read_netcdf(brain_path), what=str(brain_path))
     ids = brain["stimulus_id"].values.astype(str)
-    layers, model_attrs = read_activations(activations_path)
     try:
+        if is_rdm_file(activations_path):
+            model = read_netcdf(activations_path)
+            rdm = align_to(model["rdm"], ids, what=str(activations_path))
+            position = pd.Index(model["stimulus_id"].values.astype(str)).get_indexer(ids)
+            return rdm.isel(stimulus_=position), dict(model.attrs), brain
+        layers, model_attrs = read_activations(activations_path)
         layers = [align_to(da, ids, what=str(activations_path)) for da in layers]
     except StimulusError as exc:
         raise StimulusError(f"{exc} (brain data: {brain_path})") from None
@@ -74,22 +83,6 @@ def _subject_mean_null(null: np.ndarray, pairs, subjects, rois) -> np.ndarray:
         cols = [k for k, (_, rr) in enumerate(pairs) if rr == r]
         out[:, :, j] = null[:, :, cols].mean(-1)
     return out
-
-
-def run_rsa(layers, blocks, subjects, rois, settings, rng):
-    method = settings.get("comparison", "spearman")
-    pairs = _pairs(blocks, subjects, rois)
-    model_rdms = np.stack([rsa.correlation_rdm(da.values) for da in layers])  # layers may differ in width
-    brain_rdms = np.stack([rsa.correlation_rdm(blocks[p]) for p in pairs])
-    values = rsa.compare(model_rdms, brain_rdms, method)
-    n_stim = layers[0].sizes["stimulus"]
-    null = rsa.permutation_null(model_rdms, brain_rdms, n_stim, method,
-                                int(settings.get("n_permutations", 0)), rng)
-    ceiling = np.full((2, len(rois)), np.nan)
-    for j, r in enumerate(rois):
-        rows = [k for k, (_, rr) in enumerate(pairs) if rr == r]
-        ceiling[:, j] = rsa.noise_ceiling(brain_rdms[rows], method)
-    return values, pairs, null, ceiling
 
 
 def similarity_measure(metric: str, settings: dict) -> str:
@@ -167,12 +160,114 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
     if metric not in METRICS:
         raise ValueError(f"unknown metric '{metric}' (known: {METRICS})")
     layers, model_attrs, brain = load_inputs(activations_path, brain_path)
-    blocks, subjects, rois = brain_blocks(brain)
     rng = np.random.default_rng(seed)
-    higher_is_better, boot = True, None
     if metric == "rsa":
-        values, pairs, null, ceiling = run_rsa(layers, blocks, subjects, rois, settings, rng)
-    elif metric == "encoding":
+        result = rsa_dataset(layers, brain, settings, rng, confidence)
+    else:
+        result = _other_dataset(metric, layers, brain, settings, rng, seed, confidence)
+    label = metric_label(metric, settings)
+    result["score"].attrs["long_name"] = label
+    names = names or {}
+    result.attrs.update(provenance(
+        {"metric": metric, **settings}, seed=seed,
+        metric=metric, metric_label=label, metric_settings=json.dumps(settings, sort_keys=True),
+        confidence=confidence, **result.attrs,
+        model=names.get("model", model_attrs.get("model_name", "")),
+        dataset=names.get("dataset", ""),
+        model_checksum=model_attrs.get("model_checksum", ""),
+        model_revision=model_attrs.get("model_revision", ""),
+        pooling=model_attrs.get("pooling", ""),
+        dataset_checksum=brain.attrs.get("dataset_checksum", ""),
+        planted=brain.attrs.get("planted", ""),
+    ))
+    return result
+
+
+def _layer_coords(layers) -> dict:
+    """``layer``, ``layer_index`` and ``depth`` coordinates of activations or model RDMs."""
+    if isinstance(layers, xr.DataArray):
+        return {"layer": ("layer", layers["layer"].values.astype(str)),
+                "layer_index": ("layer", layers["layer_index"].values.astype(int)),
+                "depth": ("layer", layers["depth"].values.astype(float))}
+    return {"layer": ("layer", [str(da["layer"].item()) for da in layers]),
+            "layer_index": ("layer", [int(da["layer_index"]) for da in layers]),
+            "depth": ("layer", [float(da["depth"]) for da in layers])}
+
+
+def rsa_dataset(layers, brain: xr.Dataset, settings: dict, rng, confidence: float) -> xr.Dataset:
+    """The RSA scores Dataset: scores, inference and the RDMs its figures draw."""
+    method = settings.get("rdm_method", "correlation")
+    brain_method = settings.get("brain_rdm_method") or method
+    models = rsa_scores.model_rdms(layers, method)
+    brain_rdm = rsa_scores.brain_rdms(brain, brain_method)
+    out = rsa_scores.rsa_scores(models, brain_rdm, settings, rng, confidence)
+    time = brain_rdm.times is not None
+    squeeze = (lambda a: a) if time else (lambda a: a[..., 0])
+    grid = ("layer", "roi") + (("time",) if time else ())
+    mean, low, high = across_subject_ci(out["score"], confidence)
+    coords = {**_layer_coords(layers), "subject": brain_rdm.subjects, "roi": brain_rdm.rois}
+    if time:
+        coords["time"] = ("time", brain_rdm.times, {"units": "s"})
+    result = xr.Dataset(
+        {
+            "score": (("layer", "subject") + grid[1:], squeeze(out["score"])),
+            "score_mean": (grid, squeeze(mean)),
+            "ci_low": (grid, squeeze(low)),
+            "ci_high": (grid, squeeze(high)),
+            "p_value": (grid, squeeze(out["p_value"])),
+            "p_fdr": (grid, squeeze(out["p_fdr"])),
+            "boot_ci_low": (grid, squeeze(out["boot_ci_low"])),
+            "boot_ci_high": (grid, squeeze(out["boot_ci_high"])),
+            "ceiling_low": (grid[1:], squeeze(out["ceiling_low"])),
+            "ceiling_high": (grid[1:], squeeze(out["ceiling_high"])),
+        },
+        coords=coords,
+    )
+    if not time:
+        result["best_layer_p"] = (("layer", "roi"), out["best_layer_p"][..., 0])
+        names = result["layer"].values
+        figs = rsa_scores.rdm_figures_data(models, brain_rdm, out["observed"], names, out["method"])
+        result["brain_rdm"] = (("roi", "stimulus", "stimulus_"), figs["brain_rdm"])
+        result["best_rdm"] = (("roi", "stimulus", "stimulus_"), figs["best_rdm"])
+        result["rdm_distance"] = (("rdm", "rdm_"), figs["rdm_distance"])
+        result = result.assign_coords(
+            best_layer=("roi", figs["best_layer"]), rdm_label=("rdm", figs["rdm_label"]),
+            rdm_kind=("rdm", figs["rdm_kind"]), stimulus_id=("stimulus", brain["stimulus_id"].values.astype(str)))
+        for name, coord in brain.coords.items():
+            if coord.dims == ("stimulus",) and name != "stimulus_id" and coord.dtype.kind in "OUS":
+                result = result.assign_coords({name: ("stimulus", coord.values.astype(str))})
+        result["best_layer_p"].attrs["description"] = (
+            "one-sided paired test that the best layer (highest subject mean) beats this layer: "
+            + ("bootstrap (same resamples for every layer)" if out["n_bootstrap"] else
+               "paired t-test across subjects") + "; the best layer is chosen on the same data")
+        result["rdm_distance"].attrs["description"] = f"1 - {out['method']} between RDMs"
+    alpha = float(settings.get("alpha", 0.05))
+    level = f"{confidence:.0%}"
+    result["ci_low"].attrs["description"] = f"{level} Student-t interval across subjects"
+    result["boot_ci_low"].attrs["description"] = (
+        f"{level} percentile interval of the subject mean over {out['n_bootstrap']} bootstrap resamples of "
+        f"{out['bootstrap']}" if out["n_bootstrap"] else "not computed (n_bootstrap = 0)")
+    result["p_value"].attrs["description"] = (
+        f"one-sided permutation test of stimulus labels on the subject-mean score ({out['n_permutations']} "
+        "permutations)" if out["n_permutations"] else "not computed (n_permutations = 0)")
+    result["p_fdr"].attrs["description"] = "Benjamini-Hochberg adjusted p_value across layers x ROIs" + (
+        " x times" if time else "")
+    result["ceiling_low"].attrs["description"] = (
+        "rsatoolbox noise ceiling across subjects (lower: leave-one-subject-out; upper: all subjects)")
+    result.attrs.update(n_permutations=out["n_permutations"], n_bootstrap=out["n_bootstrap"],
+                        bootstrap=out["bootstrap"], alpha=alpha, higher_is_better=1,
+                        comparison=out["method"], rdm_method=method, brain_rdm_method=brain_rdm.measure)
+    return result
+
+
+def _other_dataset(metric, layers, brain, settings, rng, seed, confidence) -> xr.Dataset:
+    """Scores of CKA, Procrustes, mutual k-NN and encoding, per subject x ROI."""
+    if isinstance(layers, xr.DataArray) or is_rdm_data(brain):
+        raise ValueError(f"metric '{metric}' needs activations and brain responses; precomputed RDMs "
+                         "support only 'rsa'")
+    blocks, subjects, rois = brain_blocks(brain)
+    higher_is_better, boot = True, None
+    if metric == "encoding":
         values, pairs, null, ceiling = run_encoding(layers, blocks, subjects, rois, settings, rng, seed)
     else:
         values, pairs, null, ceiling, boot, higher_is_better = run_similarity(
@@ -187,7 +282,6 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
     p_value = stats.p_from_null(observed_mean, _subject_mean_null(null, pairs, subjects, rois), higher_is_better)
     boot_low, boot_high = stats.percentile_ci(_subject_mean_null(boot, pairs, subjects, rois), confidence)
 
-    layer_dim = ("layer",)
     result = xr.Dataset(
         {
             "score": (("layer", "subject", "roi"), per_subject),
@@ -201,15 +295,11 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
             "ceiling_high": (("roi",), ceiling[1]),
         },
         coords={
-            "layer": (layer_dim, [str(da["layer"].item()) for da in layers]),
-            "layer_index": (layer_dim, [int(da["layer_index"]) for da in layers]),
-            "depth": (layer_dim, [float(da["depth"]) for da in layers]),
+            **_layer_coords(layers),
             "subject": subjects,
             "roi": rois,
         },
     )
-    label = metric_label(metric, settings)
-    result["score"].attrs["long_name"] = label
     result["ci_low"].attrs["description"] = f"{confidence:.0%} Student-t interval across subjects"
     result["boot_ci_low"].attrs["description"] = (
         f"{confidence:.0%} percentile interval of the subject mean over {boot.shape[0]} bootstrap resamples "
@@ -217,28 +307,23 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
     result["p_value"].attrs["description"] = (
         "one-sided permutation test of stimulus labels on the subject-mean score"
         if null.shape[0] else "not computed for this metric")
-    names = names or {}
-    result.attrs.update(provenance(
-        {"metric": metric, **settings}, seed=seed,
-        metric=metric, metric_label=label, metric_settings=json.dumps(settings, sort_keys=True),
-        confidence=confidence, n_permutations=int(null.shape[0]), n_bootstrap=int(boot.shape[0]),
-        higher_is_better=int(higher_is_better),
-        model=names.get("model", model_attrs.get("model_name", "")),
-        dataset=names.get("dataset", ""),
-        model_checksum=model_attrs.get("model_checksum", ""),
-        model_revision=model_attrs.get("model_revision", ""),
-        pooling=model_attrs.get("pooling", ""),
-        dataset_checksum=brain.attrs.get("dataset_checksum", ""),
-        planted=brain.attrs.get("planted", ""),
-    ))
+    result.attrs.update(n_permutations=int(null.shape[0]), n_bootstrap=int(boot.shape[0]),
+                        higher_is_better=int(higher_is_better))
     return result
 
 
 def metric_label(metric: str, settings: dict) -> str:
     """Human-readable name of a metric with its settings, for axes and captions."""
     if metric == "rsa":
-        comparison = {"spearman": "Spearman rho", "tau-a": "Kendall tau-a"}[settings.get("comparison", "spearman")]
-        return f"RSA ({comparison}, {settings.get('rdm_method', 'correlation')} RDMs)"
+        from .metrics.rsa import comparison_name
+
+        comparison = {"spearman": "Spearman rho", "tau-a": "Kendall tau-a", "corr": "Pearson r",
+                      "cosine": "cosine", "corr_cov": "whitened Pearson r", "cosine_cov": "whitened cosine"
+                      }[comparison_name(settings.get("comparison", "spearman"))]
+        method = settings.get("rdm_method", "correlation")
+        brain = settings.get("brain_rdm_method") or method
+        rdms = f"{method} RDMs" if brain == method else f"{method} model / {brain} brain RDMs"
+        return f"RSA ({comparison}, {rdms})"
     if metric == "cka":
         kind = "debiased linear" if settings.get("debiased") else settings.get("kernel", "linear")
         return f"{kind} CKA"

@@ -89,6 +89,15 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
         return ds.load()
 
 
+def is_rdm_file(path: str | os.PathLike) -> bool:
+    """True if ``path`` holds precomputed model RDMs (root attribute ``content = "rdms"``)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        content = f.attrs.get("content", b"")
+    return (content.decode() if isinstance(content, bytes) else str(content)) == "rdms"
+
+
 def clean_attrs(attrs: Mapping) -> dict:
     """NetCDF attributes must be str or numbers: JSON-encode anything else."""
     out = {}

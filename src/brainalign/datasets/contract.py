@@ -13,7 +13,26 @@ class BrainDataError(ValueError):
     """Brain data breaks the contract; the message names the file or dataset."""
 
 
+def is_rdm_data(brain: xr.Dataset) -> bool:
+    """True for precomputed brain RDMs (``rdms``) rather than responses."""
+    return "rdms" in brain and "responses" not in brain
+
+
+def check_rdms(brain: xr.Dataset, what: str = "brain RDMs") -> xr.Dataset:
+    """The brain-RDM contract: ``rdms(subject, roi, stimulus, stimulus_)`` with ``stimulus_id``."""
+    rdms = brain["rdms"]
+    if set(rdms.dims) != {"subject", "roi", "stimulus", "stimulus_"}:
+        raise BrainDataError(f"{what}: 'rdms' must have dims (subject, roi, stimulus, stimulus_), has {rdms.dims}")
+    if "stimulus_id" not in brain.coords or brain["stimulus_id"].dims != ("stimulus",):
+        raise BrainDataError(f"{what}: needs a 'stimulus_id' coordinate on 'stimulus'")
+    if rdms.sizes["stimulus"] != rdms.sizes["stimulus_"]:
+        raise BrainDataError(f"{what}: RDMs are not square ({rdms.sizes['stimulus']} x {rdms.sizes['stimulus_']})")
+    return brain
+
+
 def check_brain(brain: xr.Dataset, what: str = "brain data") -> xr.Dataset:
+    if is_rdm_data(brain):
+        return check_rdms(brain, what)
     if "responses" not in brain:
         raise BrainDataError(f"{what}: no variable 'responses' (variables: {list(brain.data_vars)})")
     resp = brain["responses"]

@@ -1,42 +1,138 @@
-"""Representational similarity analysis, vectorised over layers and subjects.
+"""Representational similarity analysis, vectorised over layers, subjects and resamples.
 
-RDMs and comparisons follow rsatoolbox's definitions exactly (the tests check
-agreement with ``rsatoolbox.rdm.calc_rdm`` and ``rsatoolbox.rdm.compare``); the
-code here batches them so all layers x subjects x permutations run as array
-operations instead of Python loops.
+RDMs and comparisons follow rsatoolbox's definitions exactly; the tests check
+agreement with ``rsatoolbox.rdm.calc_rdm``, ``rsatoolbox.rdm.compare``,
+``rsatoolbox.inference.boot_noise_ceiling`` and rsatoolbox's bootstrap
+evaluations. The code here batches them so all layers x subjects x
+permutations x bootstrap samples run as array operations instead of loops.
+
+RDMs are upper-triangle vectors (row-major, diagonal excluded), the order of
+``scipy.spatial.distance.squareform`` and of rsatoolbox.
+
+Every comparison except Kendall's tau-a is a cosine between *embeddings* of
+the RDM vectors (ranks for Spearman, centred values for Pearson, the
+double-centred second-moment matrix for the whitened comparisons). Permuting
+stimulus labels permutes the embedding's entries, and resampling stimuli with
+replacement weights them, which is what makes the batching exact.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from scipy.stats import rankdata
 
 from .stats import permutations
 
-COMPARISONS = ("spearman", "tau-a")
+RDM_METHODS = ("correlation", "euclidean", "cosine")
+CV_RDM_METHODS = ("euclidean_cv", "crossnobis")
+COMPARISONS = ("spearman", "tau-a", "corr", "cosine", "corr_cov", "cosine_cov")
+ALIASES = {"pearson": "corr", "kendall_tau_a": "tau-a", "whitened_corr": "corr_cov",
+           "whitened_cosine": "cosine_cov"}
+WEIGHTED = ("spearman", "corr", "cosine")  # comparisons with an exact weighted bootstrap
 
 
-def correlation_rdm(patterns: np.ndarray) -> np.ndarray:
-    """Correlation-distance RDMs as upper-triangle vectors.
+def comparison_name(method: str) -> str:
+    """rsatoolbox's name for a comparison (accepting the aliases in :data:`ALIASES`)."""
+    method = ALIASES.get(method, method)
+    if method not in COMPARISONS:
+        raise ValueError(f"unknown RDM comparison '{method}' (known: {COMPARISONS + tuple(ALIASES)})")
+    return method
 
-    ``patterns`` is ``(..., stimulus, unit)``; returns ``(..., n_pairs)`` in
-    rsatoolbox's order (row-major upper triangle, diagonal excluded).
+
+def n_stimuli_of(n_pairs: int) -> int:
+    """Number of stimuli N with N(N-1)/2 == ``n_pairs``."""
+    n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
+    if n * (n - 1) // 2 != n_pairs:
+        raise ValueError(f"{n_pairs} is not the length of an RDM upper triangle")
+    return n
+
+
+# ----------------------------------------------------------------------------- RDMs
+
+def rdm(patterns: np.ndarray, method: str = "correlation") -> np.ndarray:
+    """RDMs of ``patterns`` (..., stimulus, unit) as upper-triangle vectors (..., n_pairs).
+
+    ``correlation`` is 1 - Pearson r between patterns; ``euclidean`` is the squared
+    Euclidean distance divided by the number of units (rsatoolbox's definition);
+    ``cosine`` is 1 - cosine similarity (scipy's).
     """
     x = np.asarray(patterns, dtype=np.float64)
-    x = x - x.mean(-1, keepdims=True)
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    rdm = 1.0 - x @ np.swapaxes(x, -1, -2)
+    if method == "correlation":
+        x = x - x.mean(-1, keepdims=True)
+        x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+        full = 1.0 - x @ np.swapaxes(x, -1, -2)
+    elif method == "cosine":
+        x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+        full = 1.0 - x @ np.swapaxes(x, -1, -2)
+    elif method == "euclidean":
+        sq = np.einsum("...ij,...ij->...i", x, x)
+        full = (sq[..., :, None] + sq[..., None, :] - 2 * x @ np.swapaxes(x, -1, -2)) / x.shape[-1]
+    else:
+        raise ValueError(f"unknown RDM method '{method}' (known: {RDM_METHODS})")
     iu = np.triu_indices(x.shape[-2], k=1)
-    return rdm[..., iu[0], iu[1]]
+    return full[..., iu[0], iu[1]]
 
 
-def _pearson_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation between every row of ``a`` (A, P) and of ``b`` (B, P)."""
-    a = a - a.mean(-1, keepdims=True)
-    b = b - b.mean(-1, keepdims=True)
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    return a @ b.T
+correlation_rdm = rdm  # the default measure, kept under its old name
+
+
+def cv_rdm(responses: np.ndarray, method: str = "euclidean_cv") -> np.ndarray:
+    """Cross-validated RDM of ``responses`` (stimulus, unit, repetition), through
+    rsatoolbox's ``calc_rdm`` with the repetitions as cross-validation folds.
+
+    ``euclidean_cv`` is the cross-validated squared Euclidean distance;
+    ``crossnobis`` whitens it with the noise precision estimated from the
+    residuals around each stimulus mean (shrinkage to the diagonal).
+    """
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.data.noise import prec_from_measurements
+    from rsatoolbox.rdm import calc_rdm
+
+    if method not in CV_RDM_METHODS:
+        raise ValueError(f"unknown cross-validated RDM method '{method}' (known: {CV_RDM_METHODS})")
+    x = np.asarray(responses, dtype=np.float64)
+    n_stim, n_unit, n_rep = x.shape
+    if n_rep < 2:
+        raise ValueError(f"the '{method}' RDM needs at least 2 repetitions per stimulus (got {n_rep})")
+    measurements = x.transpose(2, 0, 1).reshape(n_rep * n_stim, n_unit)
+    ds = Dataset(measurements, obs_descriptors={"stimulus": np.tile(np.arange(n_stim), n_rep),
+                                                "run": np.repeat(np.arange(n_rep), n_stim)})
+    noise = None
+    if method == "crossnobis":
+        noise = prec_from_measurements(ds, obs_desc="stimulus", method="shrinkage_diag")
+    result = calc_rdm(ds, method="crossnobis", descriptor="stimulus", noise=noise, cv_descriptor="run")
+    return result.get_vectors()[0]
+
+
+# ------------------------------------------------------------------ embeddings
+
+def _pair_indicator(n: int) -> sparse.csr_matrix:
+    """(n_pairs, n) sparse matrix with ones at both stimuli of each pair."""
+    iu = np.triu_indices(n, k=1)
+    rows = np.repeat(np.arange(len(iu[0])), 2)
+    cols = np.stack(iu, 1).ravel()
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(iu[0]), n))
+
+
+def whiten(vectors: np.ndarray, n: int | None = None) -> np.ndarray:
+    """rsatoolbox's whitening of RDM vectors for i.i.d. pattern noise.
+
+    The RDM becomes the double-centred second-moment matrix ``-H D H / 2``: its
+    off-diagonal entries (times sqrt 2, since each appears twice) followed by
+    its diagonal. Returns (R, n_pairs + n). The cosine of two such vectors is
+    rsatoolbox's ``cosine_cov`` (``corr_cov`` after centring the RDM vectors).
+    """
+    v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    n = n or n_stimuli_of(v.shape[-1])
+    indicator = _pair_indicator(n)
+    g = -0.5 * v
+    row_mean = (indicator.T @ g.T).T / n  # (R, n): mean of each row of the full matrix
+    grand = 2 * g.sum(-1, keepdims=True) / n ** 2
+    iu = np.triu_indices(n, k=1)
+    off = (g - row_mean[:, iu[0]] - row_mean[:, iu[1]] + grand) * np.sqrt(2)
+    diag = -2 * row_mean + grand
+    return np.concatenate([off, diag], axis=1)
 
 
 def rank_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -44,10 +140,29 @@ def rank_vectors(vectors: np.ndarray) -> np.ndarray:
     return rankdata(vectors, axis=-1)
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman's rho between RDM vectors: ``a`` (A, P), ``b`` (B, P) -> (A, B)."""
-    return _pearson_matrix(rank_vectors(np.atleast_2d(a)), rank_vectors(np.atleast_2d(b)))
+def embed(vectors: np.ndarray, method: str) -> np.ndarray:
+    """Embedding whose cosine is the comparison ``method`` (not tau-a): (R, Q)."""
+    v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    method = comparison_name(method)
+    if method == "spearman":
+        e = rank_vectors(v)
+        return e - e.mean(-1, keepdims=True)
+    if method == "corr":
+        return v - v.mean(-1, keepdims=True)
+    if method == "cosine":
+        return v
+    if method == "corr_cov":
+        return whiten(v - v.mean(-1, keepdims=True))
+    if method == "cosine_cov":
+        return whiten(v)
+    raise ValueError(f"comparison '{method}' has no embedding")
 
+
+def _unit(e: np.ndarray) -> np.ndarray:
+    return e / np.linalg.norm(e, axis=-1, keepdims=True)
+
+
+# ----------------------------------------------------------------- comparisons
 
 def _tied_pairs(vector: np.ndarray) -> int:
     """Number of pairs of equal values in ``vector``."""
@@ -77,14 +192,24 @@ def tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman's rho between RDM vectors: ``a`` (A, P), ``b`` (B, P) -> (A, B)."""
+    return compare(a, b, "spearman")
+
+
 def compare(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
-    """Compare RDM vectors ``a`` (A, P) with ``b`` (B, P); returns (A, B)."""
-    if method == "spearman":
-        return spearman(a, b)
+    """Compare RDM vectors ``a`` (A, P) with ``b`` (B, P); returns (A, B).
+
+    ``method`` is one of rsatoolbox's names: spearman, tau-a, corr (Pearson),
+    cosine, corr_cov and cosine_cov (whitened Pearson and cosine).
+    """
+    method = comparison_name(method)
     if method == "tau-a":
         return tau_a(a, b)
-    raise ValueError(f"unknown RDM comparison '{method}' (known: {COMPARISONS})")
+    return _unit(embed(a, method)) @ _unit(embed(b, method)).T
 
+
+# ----------------------------------------------------------------- permutations
 
 def pair_index(n: int) -> np.ndarray:
     """(n, n) matrix mapping stimulus pairs (i, j) to their upper-triangle position."""
@@ -107,40 +232,245 @@ def permuted_pairs(n: int, perms: np.ndarray) -> np.ndarray:
 
 
 def permutation_null(model_rdms: np.ndarray, brain_rdms: np.ndarray, n_stimuli: int, method: str,
-                     n_permutations: int, rng: np.random.Generator) -> np.ndarray:
+                     n_permutations: int, rng: np.random.Generator, perms: np.ndarray | None = None,
+                     reduce=None, progress=None) -> np.ndarray:
     """Null distribution of the comparison under shuffled stimulus labels.
 
     ``model_rdms`` (L, P), ``brain_rdms`` (B, P). The same permutation is applied
-    to every brain RDM. Returns (n_permutations, L, B).
+    to every brain RDM. Returns (n_permutations, L, B), or (n_permutations, ...)
+    of ``reduce((L, B) array)`` when given (for example a subject mean), which
+    keeps memory bounded. ``perms`` overrides the permutations drawn from ``rng``.
     """
-    perms = permutations(n_stimuli, n_permutations, rng)
+    reduce = reduce or (lambda x: x)
+    method = comparison_name(method)
+    if perms is None:
+        perms = permutations(n_stimuli, n_permutations, rng)
     positions = permuted_pairs(n_stimuli, perms)
-    null = np.empty((n_permutations, model_rdms.shape[0], brain_rdms.shape[0]))
-    if method == "spearman":
-        # Ranks commute with reordering, so rank once and permute the ranks.
-        ma = rank_vectors(model_rdms)
-        ma = ma - ma.mean(-1, keepdims=True)
-        ma /= np.linalg.norm(ma, axis=-1, keepdims=True)
-        rb = rank_vectors(brain_rdms)
-        rb = rb - rb.mean(-1, keepdims=True)
-        rb /= np.linalg.norm(rb, axis=-1, keepdims=True)
-        for k in range(n_permutations):
-            null[k] = ma @ rb[:, positions[k]].T
+    if method == "tau-a":
+        def one(k):
+            return tau_a(model_rdms, brain_rdms[:, positions[k]])
     else:
-        for k in range(n_permutations):
-            null[k] = compare(model_rdms, brain_rdms[:, positions[k]], method)
+        # The embedding commutes with relabelling, so embed once and permute the entries.
+        em = _unit(embed(model_rdms, method))
+        eb = _unit(embed(brain_rdms, method))
+        if eb.shape[1] > positions.shape[1]:  # whitened embeddings carry the diagonal too
+            positions = np.concatenate([positions, positions.shape[1] + perms], axis=1)
+
+        def one(k):
+            return em @ eb[:, positions[k]].T
+    if len(perms) == 0:
+        return np.zeros((0,) + np.shape(reduce(np.zeros((model_rdms.shape[0], brain_rdms.shape[0])))))
+    null = None
+    for k in range(len(perms)):
+        value = reduce(one(k))
+        if null is None:
+            null = np.empty((len(perms),) + np.shape(value))
+        null[k] = value
+        if progress is not None:
+            progress.update(1)
     return null
 
 
+# --------------------------------------------------------------------- bootstrap
+
+def stimulus_counts(pattern_idx: np.ndarray, n: int) -> np.ndarray:
+    """How often each stimulus is drawn in each resample: (n, B)."""
+    return np.stack([np.bincount(row, minlength=n) for row in np.atleast_2d(pattern_idx)], axis=1
+                    ).astype(np.float64)
+
+
+def pair_weights(pattern_idx: np.ndarray, n: int) -> np.ndarray:
+    """How often each stimulus pair appears in resampled RDMs: (n_pairs, B).
+
+    A stimulus drawn ``c_i`` times and one drawn ``c_j`` times give ``c_i * c_j``
+    copies of their dissimilarity; pairs of a stimulus with itself are dropped,
+    as rsatoolbox's ``subsample_pattern`` does.
+    """
+    counts = stimulus_counts(pattern_idx, n)
+    iu = np.triu_indices(n, k=1)
+    return counts[iu[0]] * counts[iu[1]]
+
+
+class _WeightedRanks:
+    """Average ranks of one RDM vector resampled with integer pair weights, O(P) per resample.
+
+    An entry standing for ``w`` copies, after ``before`` smaller copies, holds
+    ranks ``before + 1 .. before + w``: their mean is ``before + (w + 1) / 2``.
+    Tied entries share the mean rank of their whole group.
+    """
+
+    def __init__(self, vector: np.ndarray, n: int):
+        self.order = np.argsort(vector, kind="stable")
+        iu = np.triu_indices(n, k=1)
+        small = np.int16 if n < 2 ** 15 else np.int32
+        self.first, self.second = iu[0][self.order].astype(small), iu[1][self.order].astype(small)
+        sorted_values = vector[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+        self.sizes = np.diff(np.r_[self.starts, len(vector)])
+        self.tied = len(self.starts) < len(vector)
+
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        """Centred ranks (P, B) in the vector's own order, from stimulus ``counts`` (n, B)."""
+        ws = counts[self.first] * counts[self.second]
+        before = np.cumsum(ws, axis=0)
+        before -= ws
+        if self.tied:
+            group = before[self.starts] + (np.add.reduceat(ws, self.starts, axis=0) + 1) / 2
+            ranked = np.repeat(group, self.sizes, axis=0)
+        else:
+            ranked = before
+            ranked += (ws + 1) / 2
+        ranked -= (ws.sum(0) + 1) / 2
+        out = np.empty_like(ranked)
+        out[self.order] = ranked
+        return out
+
+
+def _chunks(n_total: int, size: int):
+    for start in range(0, n_total, size):
+        yield slice(start, min(start + size, n_total))
+
+
+def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: str,
+                      pattern_idx: np.ndarray, *, max_bytes: float = 6e8, progress=None,
+                      reduce=None) -> np.ndarray:
+    """Comparisons of every model RDM with every brain RDM on stimulus resamples.
+
+    ``model_rdms`` (L, P), ``brain_rdms`` (S, P), ``pattern_idx`` (B, N) stimulus
+    indices drawn with replacement. Each resample gives what rsatoolbox's
+    ``subsample_pattern`` followed by ``compare`` gives: RDMs over the drawn
+    stimuli, self-pairs excluded. Returns (B, L, S); NaN for resamples with fewer
+    than 3 distinct stimuli (rsatoolbox's rule). With ``reduce(block, rows)`` (a
+    function of a (b, L, S) block and the indices of its b resamples, for example
+    a subject mean), returns the reduced blocks stacked over resamples instead,
+    which keeps memory bounded.
+
+    Spearman, Pearson and cosine run as weighted sums over the original pairs,
+    batched over resamples; tau-a and the whitened comparisons loop over
+    resamples with the resampled RDMs built as rsatoolbox builds them.
+    """
+    method = comparison_name(method)
+    model_rdms = np.atleast_2d(np.asarray(model_rdms, dtype=np.float64))
+    brain_rdms = np.atleast_2d(np.asarray(brain_rdms, dtype=np.float64))
+    pattern_idx = np.atleast_2d(pattern_idx)
+    n_boot, n_pairs = pattern_idx.shape[0], model_rdms.shape[1]
+    n = n_stimuli_of(n_pairs)
+    n_models, n_brains = model_rdms.shape[0], brain_rdms.shape[0]
+    reduce = reduce or (lambda block, rows: block)
+    out = np.full((n_boot,) + np.shape(reduce(np.zeros((1, n_models, n_brains)), np.zeros(1, int)))[1:], np.nan)
+    index = np.flatnonzero([len(np.unique(row)) >= 3 for row in pattern_idx])
+    if method not in WEIGHTED:
+        for k in index:
+            out[k] = reduce(_resampled_compare(model_rdms, brain_rdms, pattern_idx[k], n, method)[None],
+                            np.array([k]))[0]
+            if progress is not None:
+                progress.update(1)
+        return out
+    iu = np.triu_indices(n, k=1)
+    if method == "spearman":
+        model_ranks = [_WeightedRanks(v, n) for v in model_rdms]
+        brain_ranks = [_WeightedRanks(v, n) for v in brain_rdms]
+    chunk = max(1, int(max_bytes // (8 * n_pairs * (n_brains + 4))))
+    for part in _chunks(len(index), chunk):
+        rows = index[part]
+        counts = stimulus_counts(pattern_idx[rows], n)
+        w = counts[iu[0]] * counts[iu[1]]  # (P, b)
+        if method == "spearman":
+            wb = np.stack([r(counts) for r in brain_ranks])  # (S, P, b) centred ranks
+            nb = np.einsum("spb,spb,pb->bs", wb, wb, w, optimize=True)
+            wb *= w
+            num = np.empty((len(rows), n_models, n_brains))
+            na = np.empty((len(rows), n_models))
+            for li, ranks in enumerate(model_ranks):
+                rm = ranks(counts)
+                num[:, li] = np.einsum("pb,spb->bs", rm, wb, optimize=True)
+                rm *= rm
+                na[:, li] = np.einsum("pb,pb->b", rm, w, optimize=True)
+            out[rows] = reduce(num / np.sqrt(na[:, :, None] * nb[:, None, :]), rows)
+        else:
+            a, b = model_rdms, brain_rdms
+            cross = np.stack([a @ (w * bs[:, None]) for bs in b], axis=-1).transpose(1, 0, 2)  # (b, L, S)
+            sa, sb = (a @ w).T, (b @ w).T  # weighted sums (b, L), (b, S)
+            qa, qb = ((a * a) @ w).T, ((b * b) @ w).T
+            if method == "corr":  # centre on each resample's weighted mean
+                total = w.sum(0)[:, None]
+                cross = cross - sa[:, :, None] * sb[:, None, :] / total[:, :, None]
+                qa, qb = qa - sa ** 2 / total, qb - sb ** 2 / total
+            out[rows] = reduce(cross / np.sqrt(qa[:, :, None] * qb[:, None, :]), rows)
+        if progress is not None:
+            progress.update(len(rows))
+    return out
+
+
+def resample_rdms(vectors: np.ndarray, pattern_idx: np.ndarray, n: int) -> np.ndarray:
+    """RDM vectors over the resampled stimuli, as rsatoolbox builds them: stimuli in
+    sorted order, NaN where a stimulus meets a copy of itself. (R, n'(n'-1)/2)."""
+    sel = np.sort(pattern_idx)
+    idx = pair_index(n)[sel][:, sel]
+    iu = np.triu_indices(len(sel), k=1)
+    pos = idx[iu]
+    v = np.atleast_2d(vectors)[:, np.maximum(pos, 0)]
+    v[:, pos < 0] = np.nan
+    return v
+
+
+def _resampled_compare(model_rdms, brain_rdms, pattern_idx, n, method):
+    """One resample, for comparisons without a weighted form (tau-a, whitened)."""
+    a = resample_rdms(model_rdms, pattern_idx, n)
+    b = resample_rdms(brain_rdms, pattern_idx, n)
+    if method == "tau-a":
+        keep = np.isfinite(a[0])
+        return tau_a(a[:, keep], b[:, keep])
+    from rsatoolbox.rdm import compare as rsa_compare
+
+    return rsa_compare(a, b, method=method)
+
+
+def subject_resample_mean(per_subject: np.ndarray, rdm_idx: np.ndarray | None) -> np.ndarray:
+    """Mean over subjects of ``per_subject``, with the subjects of each resample
+    drawn by ``rdm_idx`` (B, S) and repeats counted.
+
+    ``per_subject`` is (L, S) (the same scores in every resample) or (B, L, S)
+    (one set per resample). Without ``rdm_idx`` it is the plain mean over S.
+    """
+    if rdm_idx is None:
+        return per_subject.mean(-1)
+    rdm_idx = np.atleast_2d(rdm_idx)
+    counts = np.stack([np.bincount(row, minlength=per_subject.shape[-1]) for row in rdm_idx]).astype(np.float64)
+    weights = counts / counts.sum(1, keepdims=True)
+    if per_subject.ndim == 3:
+        return np.einsum("bls,bs->bl", per_subject, weights)
+    return np.einsum("ls,bs->bl", per_subject, weights)
+
+
+def bootstrap_evaluations(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: str, *,
+                          pattern_idx: np.ndarray | None = None, rdm_idx: np.ndarray | None = None,
+                          progress=None) -> np.ndarray:
+    """Subject-mean comparison of each model RDM on bootstrap resamples: (B, L).
+
+    With ``pattern_idx`` only, it equals rsatoolbox's ``eval_bootstrap_pattern``;
+    with ``rdm_idx`` only, ``eval_bootstrap_rdm``; with both, ``eval_bootstrap``
+    (given the same indices).
+    """
+    if pattern_idx is None and rdm_idx is None:
+        raise ValueError("bootstrap_evaluations needs pattern_idx, rdm_idx or both")
+    if pattern_idx is None:
+        return subject_resample_mean(compare(model_rdms, brain_rdms, method), rdm_idx)
+    per_subject = bootstrap_compare(model_rdms, brain_rdms, method, pattern_idx, progress=progress)
+    return subject_resample_mean(per_subject, rdm_idx)
+
+
+# ----------------------------------------------------------------- noise ceiling
+
 def noise_ceiling(brain_rdms: np.ndarray, method: str = "spearman") -> tuple[float, float]:
     """Lower and upper noise-ceiling bounds across subjects, as rsatoolbox's
-    ``boot_noise_ceiling`` defines them (leave-one-subject-out mean RDM for the
-    lower bound, the all-subject mean for the upper). ``brain_rdms`` (S, P)."""
+    ``boot_noise_ceiling`` defines them (leave-one-subject-out pooled RDM for the
+    lower bound, the all-subject pooled RDM for the upper). ``brain_rdms`` (S, P)."""
     from rsatoolbox.inference import boot_noise_ceiling
     from rsatoolbox.rdm import RDMs
 
     if brain_rdms.shape[0] < 2:
         return np.nan, np.nan
-    rdms = RDMs(brain_rdms, dissimilarity_measure="correlation")
-    low, high = boot_noise_ceiling(rdms, method=method, rdm_descriptor="index")
+    rdms = RDMs(np.asarray(brain_rdms, dtype=np.float64), dissimilarity_measure="brain")
+    low, high = boot_noise_ceiling(rdms, method=comparison_name(method), rdm_descriptor="index")
     return float(low), float(high)

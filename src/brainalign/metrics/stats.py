@@ -38,3 +38,43 @@ def percentile_ci(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, n
         return nan, nan.copy()
     tail = (1 - confidence) / 2 * 100
     return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100 - tail, axis=0)
+
+
+def fdr(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p values over every finite entry (any shape); NaN stays NaN."""
+    from scipy.stats import false_discovery_control
+
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        out[finite] = false_discovery_control(p[finite], method="bh")
+    return out
+
+
+def best_vs_others_p(observed: np.ndarray, boot: np.ndarray, per_subject: np.ndarray | None = None,
+                     higher_is_better: bool = True) -> np.ndarray:
+    """One-sided paired test that the best entry of ``observed`` (L,) beats each other entry.
+
+    With bootstrap samples ``boot`` (B, L) (the same resamples for every entry,
+    so the comparison is paired) the p value is (1 + #{best - other <= 0}) / (1 + B).
+    Without samples it is a paired t-test across subjects on ``per_subject``
+    (L, S). NaN at the best entry itself.
+    """
+    from scipy.stats import ttest_rel
+
+    sign = 1.0 if higher_is_better else -1.0
+    best = int(np.nanargmax(sign * observed))
+    out = np.full(observed.shape, np.nan)
+    boot = boot[np.isfinite(boot).all(1)] if boot.shape[0] else boot
+    for other in range(len(observed)):
+        if other == best:
+            continue
+        if boot.shape[0]:
+            diff = sign * (boot[:, best] - boot[:, other])
+            out[other] = (1.0 + np.sum(diff <= 0)) / (1.0 + len(diff))
+        elif per_subject is not None and np.sum(np.isfinite(per_subject[best])) > 1:
+            ok = np.isfinite(per_subject[best]) & np.isfinite(per_subject[other])
+            out[other] = ttest_rel(sign * per_subject[best][ok], sign * per_subject[other][ok],
+                                   alternative="greater").pvalue
+    return out

@@ -1,0 +1,199 @@
+"""The RSA job: every layer RDM of one model against every brain RDM of one dataset.
+
+Brain RDMs come from responses (per subject x ROI, and per time point for
+MEG/EEG) or are given precomputed. The job returns the scores contract with
+RSA's inference beside the scores: a permutation p value per layer and ROI,
+its FDR correction, bootstrap CIs (stimuli, subjects or both), a paired test of
+the best layer against each other layer, the noise ceiling, and the RDMs that
+the figures draw (brain next to best layer, and an MDS of all RDMs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from scipy.spatial.distance import squareform
+from tqdm.auto import tqdm
+
+from .metrics import rsa, stats
+
+BOOTSTRAP_MODES = ("stimuli", "subjects", "both")
+
+
+@dataclass
+class BrainRDMs:
+    """Brain RDM vectors (rows, P) on a (subject, roi, time) grid; absent cells have no row."""
+
+    vectors: np.ndarray
+    cells: np.ndarray  # (rows, 3) grid positions (subject, roi, time)
+    subjects: np.ndarray
+    rois: np.ndarray
+    times: np.ndarray | None  # seconds, or None without a time dim
+    measure: str
+
+    @property
+    def shape(self):
+        return len(self.subjects), len(self.rois), 1 if self.times is None else len(self.times)
+
+    def scatter(self, values: np.ndarray) -> np.ndarray:
+        """(..., rows) -> (..., subject, roi, time) with NaN in absent cells."""
+        out = np.full(values.shape[:-1] + self.shape, np.nan)
+        out[..., self.cells[:, 0], self.cells[:, 1], self.cells[:, 2]] = values
+        return out
+
+    def subject_mean(self, values: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+        """Mean over subjects: (..., rows) -> (..., roi, time).
+
+        ``counts`` (B, subject) weights subjects by how often a bootstrap resample
+        drew them; ``values`` is then (B, ..., rows). Absent cells are skipped.
+        """
+        grid = self.scatter(values)
+        present = np.isfinite(grid)
+        if counts is None:
+            with np.errstate(invalid="ignore"):
+                return np.nanmean(grid, axis=-3)
+        w = counts.reshape(counts.shape[:1] + (1,) * (grid.ndim - 4) + counts.shape[1:] + (1, 1)) * present
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (np.where(present, grid, 0.0) * w).sum(-3) / w.sum(-3)
+
+
+def _rdm_of_block(x: np.ndarray, method: str) -> np.ndarray:
+    """RDM vectors of one subject x ROI block (stimulus, unit, repetition[, time]) -> (time, P)."""
+    if x.ndim == 3:
+        x = x[..., None]
+    if method in rsa.CV_RDM_METHODS:
+        return np.stack([rsa.cv_rdm(x[..., t], method) for t in range(x.shape[-1])])
+    mean = x.mean(2)  # repetitions averaged: (stimulus, unit, time)
+    return rsa.rdm(np.moveaxis(mean, -1, 0), method)
+
+
+def brain_rdms(brain: xr.Dataset, method: str = "correlation") -> BrainRDMs:
+    """Brain RDMs from a brain-responses or brain-RDMs Dataset."""
+    if "rdms" in brain:
+        rd = brain["rdms"].transpose("subject", "roi", "stimulus", "stimulus_")
+        subjects, rois = rd["subject"].values.astype(str), rd["roi"].values.astype(str)
+        vectors, cells = [], []
+        for i in range(len(subjects)):
+            for j in range(len(rois)):
+                m = rd.values[i, j]
+                if np.isfinite(m).all():
+                    vectors.append(squareform(m, checks=False))
+                    cells.append((i, j, 0))
+        return BrainRDMs(np.asarray(vectors, dtype=np.float64), np.asarray(cells), subjects, rois, None,
+                         str(brain.attrs.get("distance_measure", rd.attrs.get("distance_measure", "given"))))
+    resp = brain["responses"]
+    if "repetition" not in resp.dims:
+        resp = resp.expand_dims(repetition=1)
+    has_time = "time" in resp.dims
+    order = ("stimulus", "neuroid", "repetition") + (("time",) if has_time else ())
+    values = resp.transpose(*order).values
+    sub_of, roi_of = brain["subject"].values.astype(str), brain["roi"].values.astype(str)
+    subjects, rois = np.unique(sub_of), np.unique(roi_of)
+    vectors, cells = [], []
+    blocks = [(i, j, np.flatnonzero((sub_of == s) & (roi_of == r)))
+              for i, s in enumerate(subjects) for j, r in enumerate(rois)]
+    for i, j, idx in tqdm([b for b in blocks if len(b[2])], desc="brain RDMs", unit="block"):
+        per_time = _rdm_of_block(values[:, idx].astype(np.float64), method)
+        for t, v in enumerate(per_time):
+            vectors.append(v)
+            cells.append((i, j, t))
+    times = resp["time"].values.astype(np.float64) if has_time else None
+    return BrainRDMs(np.asarray(vectors), np.asarray(cells), subjects, rois, times, method)
+
+
+def model_rdms(layers, method: str = "correlation") -> np.ndarray:
+    """(layer, P) RDM vectors from activations (list of (stimulus, unit) arrays) or an RDM array."""
+    if isinstance(layers, xr.DataArray):  # precomputed (layer, stimulus, stimulus_)
+        return np.stack([squareform(m, checks=False) for m in layers.values.astype(np.float64)])
+    return np.stack([rsa.rdm(da.values, method) for da in layers])  # layers may differ in width
+
+
+def rsa_scores(models: np.ndarray, brain: BrainRDMs, settings: dict, rng: np.random.Generator,
+               confidence: float = 0.95) -> dict:
+    """Scores and inference of model RDMs (L, P) against brain RDMs.
+
+    Returns arrays keyed by the scores-contract variable names; grids are
+    (layer, subject, roi, time) for ``score`` and (layer, roi, time) for the rest.
+    """
+    method = rsa.comparison_name(settings.get("comparison", "spearman"))
+    n_stim = rsa.n_stimuli_of(models.shape[1])
+    n_perm = int(settings.get("n_permutations", 0))
+    n_boot = int(settings.get("n_bootstrap", 0))
+    mode = settings.get("bootstrap", "stimuli")
+    if mode not in BOOTSTRAP_MODES:
+        raise ValueError(f"config key 'metrics.rsa.bootstrap': unknown mode '{mode}' (known: {BOOTSTRAP_MODES})")
+
+    values = rsa.compare(models, brain.vectors, method)  # (L, rows)
+    observed = brain.subject_mean(values)  # (L, roi, time)
+
+    with tqdm(total=n_perm, desc=f"RSA permutations ({method})", unit="perm") as bar:
+        null = rsa.permutation_null(models, brain.vectors, n_stim, method, n_perm, rng,
+                                    reduce=brain.subject_mean, progress=bar)
+    p_value = stats.p_from_null(observed, null)
+    boot = _bootstrap(models, brain, values, method, mode, n_boot, n_stim, rng)
+    boot_low, boot_high = stats.percentile_ci(boot, confidence)
+
+    ceiling = np.full((2,) + brain.shape[1:], np.nan)
+    if settings.get("noise_ceiling", True):
+        for j in range(brain.shape[1]):
+            for t in range(brain.shape[2]):
+                rows = np.flatnonzero((brain.cells[:, 1] == j) & (brain.cells[:, 2] == t))
+                ceiling[:, j, t] = rsa.noise_ceiling(brain.vectors[rows], method)
+
+    per_subject = brain.scatter(values)  # (L, S, R, T)
+    best_p = np.full(observed.shape, np.nan)
+    for j in range(brain.shape[1]):
+        for t in range(brain.shape[2]):
+            best_p[:, j, t] = stats.best_vs_others_p(observed[:, j, t], boot[:, :, j, t], per_subject[:, :, j, t])
+    return {
+        "score": per_subject, "observed": observed, "p_value": p_value, "p_fdr": stats.fdr(p_value),
+        "boot_ci_low": boot_low, "boot_ci_high": boot_high, "ceiling_low": ceiling[0],
+        "ceiling_high": ceiling[1], "best_layer_p": best_p, "n_bootstrap": int(np.isfinite(boot).all(
+            axis=tuple(range(1, boot.ndim))).sum()) if boot.shape[0] else 0,
+        "n_permutations": int(null.shape[0]), "method": method, "bootstrap": mode,
+    }
+
+
+def _bootstrap(models, brain: BrainRDMs, values, method, mode, n_boot, n_stim, rng) -> np.ndarray:
+    """Bootstrap distribution of the subject-mean score: (B, layer, roi, time)."""
+    if n_boot <= 0:
+        return np.zeros((0,) + models.shape[:1] + brain.shape[1:])
+    pattern_idx = rng.integers(0, n_stim, size=(n_boot, n_stim)) if mode in ("stimuli", "both") else None
+    counts = None
+    if mode in ("subjects", "both"):
+        n_sub = brain.shape[0]
+        rdm_idx = rng.integers(0, n_sub, size=(n_boot, n_sub))
+        counts = np.stack([np.bincount(row, minlength=n_sub) for row in rdm_idx]).astype(np.float64)
+    if pattern_idx is None:
+        return brain.subject_mean(np.broadcast_to(values, (n_boot,) + values.shape), counts)
+
+    def reduce(block, rows):
+        return brain.subject_mean(block, None if counts is None else counts[rows])
+
+    with tqdm(total=n_boot, desc=f"RSA bootstrap ({mode}, {method})", unit="sample") as bar:
+        return rsa.bootstrap_compare(models, brain.vectors, method, pattern_idx, reduce=reduce, progress=bar)
+
+
+def rdm_figures_data(models: np.ndarray, brain: BrainRDMs, observed: np.ndarray, layer_names,
+                     method: str) -> dict:
+    """RDMs for the figures: the subject-mean brain RDM and best layer's RDM per ROI,
+    and second-order distances (1 - comparison) among all layer and brain RDMs."""
+    n = rsa.n_stimuli_of(models.shape[1])
+    mean_brain = np.stack([np.nanmean(np.where(
+        ((brain.cells[:, 1] == j) & (brain.cells[:, 2] == 0))[:, None], brain.vectors, np.nan), axis=0)
+        for j in range(brain.shape[1])])
+    best = np.nanargmax(observed[:, :, 0], axis=0)
+    everything = np.concatenate([models, mean_brain])
+    distance = 1.0 - rsa.compare(everything, everything, method)
+    labels = list(layer_names) + [f"brain: {r}" for r in brain.rois]
+    return {
+        "brain_rdm": np.stack([squareform(v) for v in mean_brain]).astype(np.float32),
+        "best_rdm": np.stack([squareform(models[b]) for b in best]).astype(np.float32),
+        "best_layer": np.asarray([str(layer_names[b]) for b in best]),
+        "rdm_distance": np.clip((distance + distance.T) / 2, 0.0, None),
+        "rdm_label": np.asarray(labels),
+        "rdm_kind": np.asarray(["layer"] * len(models) + ["brain"] * len(mean_brain)),
+        "n": n,
+    }
