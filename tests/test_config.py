@@ -5,6 +5,7 @@ job without leaving an output behind."""
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -158,8 +159,10 @@ def test_minimal_config_gets_every_default(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(minimal))
     config = load_config(tmp_path / "c.yaml", base_dir=tmp_path)
     assert config["seed"] == 2026
-    assert config["metrics"]["rsa"] == {"rdm_method": "correlation", "comparison": "spearman",
-                                        "n_permutations": 1000}
+    assert config["metrics"]["rsa"] == {"rdm_method": "correlation", "brain_rdm_method": None,
+                                        "comparison": "spearman", "n_permutations": 1000,
+                                        "bootstrap": "stimuli", "n_bootstrap": 1000, "alpha": 0.05,
+                                        "noise_ceiling": True}
     assert config["metrics"]["cka"] == {"kernel": "linear", "debiased": False, "sigma_factor": 1.0,
                                         "n_permutations": 1000, "n_bootstrap": 0}
     assert config["metrics"]["procrustes"] == {"measure": "procrustes", "n_permutations": 200, "n_bootstrap": 100}
@@ -277,3 +280,62 @@ def test_valid_netcdf_dataset_is_aligned_to_the_stimulus_set(tmp_path, stimulus_
     assert brain.attrs["dataset"] == "recorded"
     assert brain.attrs["source_file"] == "brain.nc"
     assert not (tmp_path / "results" / "activations").exists()  # no model ran
+
+
+def _k92(tmp_path, **changes):
+    """The 92-image example config, edited, written beside a ../shared link."""
+    from conftest import ROOT, SHARED_DATA
+
+    config = yaml.safe_load((ROOT / "config/examples/kriegeskorte92.yaml").read_text())
+    for key, value in changes.items():
+        node = config
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[last] = value
+    (tmp_path / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "c.yaml").write_text(yaml.safe_dump(config))
+    return work
+
+
+def test_example_92_validates_and_settings_merge(tmp_path):
+    from brainalign.config import analysis_settings
+
+    work = _k92(tmp_path, **{"analyses": [
+        {"datasets": ["human_it"], "models": ["models92"], "metrics": ["rsa"],
+         "settings": {"rsa": {"comparison": "corr_cov", "n_bootstrap": 10}}},
+        {"datasets": ["monkey_it"], "models": ["models92"], "metrics": ["rsa"]}]})
+    config = load_config(work / "c.yaml", base_dir=work)
+    human = analysis_settings(config, "human_it", "models92", "rsa")
+    assert human["comparison"] == "corr_cov" and human["n_bootstrap"] == 10
+    assert human["n_permutations"] == 1000  # from metrics.rsa
+    assert analysis_settings(config, "monkey_it", "models92", "rsa")["comparison"] == "tau-a"
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"analyses.0.metrics": ["rsa", "cka"]}, "analyses.0.metrics"),
+    ({"analyses.0.settings": {"rsa": {"comparison": "pearsonish"}}}, "analyses.0.settings.rsa.comparison"),
+    ({"metrics.rsa.bootstrap": "voxels"}, "metrics.rsa.bootstrap"),
+    ({"datasets.human_it.path": "missing.mat"}, "datasets.human_it.path"),
+    ({"datasets.human_it.layout": ["subject", "trial"]}, "datasets.human_it.layout.1"),
+    ({"models.models92.sha256": "xyz"}, "models.models92.sha256"),
+])
+def test_example_92_bad_entries_name_the_key(tmp_path, change, key):
+    work = _k92(tmp_path, **change)
+    if key == "datasets.human_it.path":  # without a url the missing file is an error at validation
+        config = yaml.safe_load((work / "c.yaml").read_text())
+        del config["datasets"]["human_it"]["url"]
+        (work / "c.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=re.escape(f"config key '{key}'")):
+        load_config(work / "c.yaml", base_dir=work)
+
+
+def test_conflicting_settings_for_one_job(tmp_path):
+    work = _k92(tmp_path, **{"analyses": [
+        {"datasets": ["human_it"], "models": ["models92"], "metrics": ["rsa"]},
+        {"datasets": ["human_it"], "models": ["models92"], "metrics": ["rsa"],
+         "settings": {"rsa": {"comparison": "spearman"}}}]})
+    with pytest.raises(ConfigError, match="analyses.1.settings.*same scores file"):
+        load_config(work / "c.yaml", base_dir=work)

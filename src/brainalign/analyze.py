@@ -225,22 +225,24 @@ def rsa_dataset(layers, brain: xr.Dataset, settings: dict, rng, confidence: floa
     )
     if not time:
         result["best_layer_p"] = (("layer", "roi"), out["best_layer_p"][..., 0])
-        names = result["layer"].values
-        figs = rsa_scores.rdm_figures_data(models, brain_rdm, out["observed"], names, out["method"])
-        result["brain_rdm"] = (("roi", "stimulus", "stimulus_"), figs["brain_rdm"])
-        result["best_rdm"] = (("roi", "stimulus", "stimulus_"), figs["best_rdm"])
-        result["rdm_distance"] = (("rdm", "rdm_"), figs["rdm_distance"])
-        result = result.assign_coords(
-            best_layer=("roi", figs["best_layer"]), rdm_label=("rdm", figs["rdm_label"]),
-            rdm_kind=("rdm", figs["rdm_kind"]), stimulus_id=("stimulus", brain["stimulus_id"].values.astype(str)))
-        for name, coord in brain.coords.items():
-            if coord.dims == ("stimulus",) and name != "stimulus_id" and coord.dtype.kind in "OUS":
-                result = result.assign_coords({name: ("stimulus", coord.values.astype(str))})
         result["best_layer_p"].attrs["description"] = (
             "one-sided paired test that the best layer (highest subject mean) beats this layer: "
             + ("bootstrap (same resamples for every layer)" if out["n_bootstrap"] else
                "paired t-test across subjects") + "; the best layer is chosen on the same data")
-        result["rdm_distance"].attrs["description"] = f"1 - {out['method']} between RDMs"
+    figs = rsa_scores.rdm_figures_data(models, brain_rdm, out["observed"], result["layer"].values, out["method"])
+    result["brain_rdm"] = (("roi", "stimulus", "stimulus_"), figs["brain_rdm"])
+    result["best_rdm"] = (("roi", "stimulus", "stimulus_"), figs["best_rdm"])
+    result["rdm_distance"] = (("rdm", "rdm_"), figs["rdm_distance"])
+    result["rdm_distance"].attrs["description"] = f"1 - {out['method']} between RDMs"
+    result = result.assign_coords(
+        best_layer=("roi", figs["best_layer"]), rdm_label=("rdm", figs["rdm_label"]),
+        rdm_kind=("rdm", figs["rdm_kind"]), stimulus_id=("stimulus", brain["stimulus_id"].values.astype(str)))
+    if time:
+        result = result.assign_coords(rdm_time=("roi", brain_rdm.times[figs["peak_time_index"]]))
+        result["brain_rdm"].attrs["description"] = "subject-mean brain RDM at the ROI's peak time (rdm_time)"
+    for name, coord in brain.coords.items():
+        if coord.dims == ("stimulus",) and name != "stimulus_id" and coord.dtype.kind in "OUS":
+            result = result.assign_coords({name: ("stimulus", coord.values.astype(str))})
     alpha = float(settings.get("alpha", 0.05))
     level = f"{confidence:.0%}"
     result["ci_low"].attrs["description"] = f"{level} Student-t interval across subjects"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .plots import plot_file
+from .plots import FIGURES, plot_file
 
 
 def main(argv=None) -> int:
@@ -15,8 +15,12 @@ def main(argv=None) -> int:
     plot.add_argument("scores", help="results/scores/{dataset}/{model}/{metric}.nc or "
                                      "results/model_similarity/{stimuli}/{a}__{b}.nc")
     plot.add_argument("-o", "--output", nargs="+", required=True, help="figure file(s): .png, .svg or .pdf")
-    plot.add_argument("--figure", choices=["auto", "heatmap", "depth"], default="auto",
-                      help="for model-similarity files: layer heatmaps (default) or depth correspondence")
+    plot.add_argument("--figure", choices=FIGURES, default="auto",
+                      help="auto (default): layer curves for scores files (time curves when they have a "
+                           "time dimension), heatmaps for similarity files; heatmap or depth: layer "
+                           "heatmaps or depth correspondence of a model-similarity file; rdms: brain RDM "
+                           "next to the best layer's RDM per ROI; mds: 2-D MDS of layer and brain RDMs; "
+                           "time: score over time per layer (RSA scores with those variables)")
     args = parser.parse_args(argv)
     try:
         plot_file(args.scores, args.output, figure=args.figure)

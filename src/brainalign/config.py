@@ -17,6 +17,8 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 PACKAGE_PREFIX = "package:"
+RDM_KINDS = ("rdm_mat", "rdm_npy")  # models and datasets given as precomputed RDMs
+RDM_METRICS = ("rsa",)  # the only metric that works on precomputed RDMs
 
 
 class ConfigError(ValueError):
@@ -115,6 +117,9 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
         _check_file(f"stimuli.{name}.path", entry["path"], base_dir)
 
     for name, entry in models.items():
+        if entry["kind"] in RDM_KINDS:
+            _check_rdm_file(f"models.{name}", entry, base_dir)
+            continue
         try:
             where, local = resolve_source(entry["source"], base_dir)
         except FileNotFoundError as exc:
@@ -132,6 +137,8 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
                               f"'{entry['stimuli']}' (known: {sorted(stimuli)})")
         if entry["kind"] == "netcdf":
             _check_file(f"datasets.{name}.path", entry["path"], base_dir)
+        if entry["kind"] in RDM_KINDS:
+            _check_rdm_file(f"datasets.{name}", entry, base_dir)
         if entry["kind"] == "simulated":
             for roi, spec in entry["rois"].items():
                 if "model" in spec and spec["model"] not in models:
@@ -146,6 +153,9 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
             if item not in models:
                 raise ConfigError(f"config key 'model_comparisons.{i}.models': unknown name '{item}' "
                                   f"(known: {sorted(models)})")
+            if models[item]["kind"] in RDM_KINDS:
+                raise ConfigError(f"config key 'model_comparisons.{i}.models': model '{item}' is given as RDMs "
+                                  f"(kind {models[item]['kind']}); model comparisons need activations")
 
     for i, comparison in enumerate(config.get("dataset_comparisons", [])):
         for item in comparison["datasets"]:
@@ -159,7 +169,63 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
                 if item not in known:
                     raise ConfigError(f"config key 'analyses.{i}.{field}': unknown name '{item}' "
                                       f"(known: {sorted(known)})")
+                if known[item]["kind"] in RDM_KINDS:
+                    other = [m for m in analysis["metrics"] if m not in RDM_METRICS]
+                    if other:
+                        raise ConfigError(f"config key 'analyses.{i}.metrics': {field[:-1]} '{item}' is given as "
+                                          f"precomputed RDMs (kind {known[item]['kind']}), which only "
+                                          f"{list(RDM_METRICS)} can use; remove {other} or split the analysis")
+        for metric, override in analysis.get("settings", {}).items():
+            merged = {**config.get("metrics", {}).get(metric, {}), **override}
+            _check_metric_settings(f"analyses.{i}.settings.{metric}", metric, merged, schema)
+    _check_settings_conflicts(config)
     return config
+
+
+def _check_rdm_file(key: str, entry: dict, base_dir) -> None:
+    """A precomputed-RDM file must exist, unless a ``url`` says where to download it."""
+    if "url" not in entry:
+        _check_file(f"{key}.path", entry["path"], base_dir)
+
+
+def _check_metric_settings(key: str, metric: str, settings: dict, schema=SCHEMA_PATH) -> None:
+    """Validate merged per-analysis settings against ``$defs/metric_<metric>``."""
+    from jsonschema import Draft202012Validator
+
+    full = load_yaml(schema) if not isinstance(schema, dict) else schema
+    sub = {**full["$defs"][f"metric_{metric}"], "$defs": full["$defs"]}
+    errors = sorted(Draft202012Validator(sub).iter_errors(settings), key=lambda e: len(e.absolute_path))
+    if errors:
+        err = errors[-1]
+        where = ".".join([key, *map(str, err.absolute_path)])
+        raise ConfigError(f"config key '{where}': {err.message}")
+
+
+def analysis_settings(config: dict, dataset: str, model: str, metric: str) -> dict:
+    """Settings of one (dataset, model, metric) job: ``metrics.<metric>`` with the
+    overrides of the first analysis that lists the job."""
+    base = dict(config.get("metrics", {}).get(metric, {}))
+    for analysis in config["analyses"]:
+        if dataset in analysis["datasets"] and model in analysis["models"] and metric in analysis["metrics"]:
+            return {**base, **analysis.get("settings", {}).get(metric, {})}
+    return base
+
+
+def _check_settings_conflicts(config: dict) -> None:
+    """Two analyses may list the same job only with the same settings (they share one output file)."""
+    seen = {}
+    for i, analysis in enumerate(config["analyses"]):
+        for d in analysis["datasets"]:
+            for m in analysis["models"]:
+                for metric in analysis["metrics"]:
+                    settings = {**config.get("metrics", {}).get(metric, {}),
+                                **analysis.get("settings", {}).get(metric, {})}
+                    if (d, m, metric) in seen and seen[d, m, metric][1] != settings:
+                        raise ConfigError(
+                            f"config key 'analyses.{i}.settings': job ({d}, {m}, {metric}) is also in "
+                            f"analyses.{seen[d, m, metric][0]} with different settings; they would write the "
+                            "same scores file")
+                    seen.setdefault((d, m, metric), (i, settings))
 
 
 # --------------------------------------------------------------------------- job lists
@@ -222,6 +288,11 @@ def planted_models(dataset: dict) -> list[str]:
     if dataset["kind"] != "simulated":
         return []
     return sorted({spec["model"] for spec in dataset["rois"].values() if "model" in spec})
+
+
+def is_rdm_kind(entry: dict) -> bool:
+    """True for a model or dataset entry given as precomputed RDMs."""
+    return entry["kind"] in RDM_KINDS
 
 
 def extraction_jobs(config: dict) -> list[tuple[str, str]]:

@@ -41,7 +41,12 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
 
 
 def extract_file(stimuli_path, name: str, spec: dict, out_path, *, seed: int | None = None):
-    """File-level entry point used by the ``extract`` rule."""
+    """File-level entry point used by the ``extract`` rule. Models given as
+    precomputed RDMs (kinds ``rdm_mat``, ``rdm_npy``) have their RDMs written instead."""
     from .io import read_netcdf
+    from .models.rdms import RDM_KINDS, write_model_rdms
 
-    return extract_activations(read_netcdf(stimuli_path), name, spec, out_path, seed=seed)
+    stimuli = read_netcdf(stimuli_path)
+    if spec["kind"] in RDM_KINDS:
+        return write_model_rdms(name, spec, stimuli, out_path)
+    return extract_activations(stimuli, name, spec, out_path, seed=seed)

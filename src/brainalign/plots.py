@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 
 # Okabe & Ito (2008) colour-blind-safe palette.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -29,17 +32,46 @@ def _planted_layer(scores: xr.Dataset, roi: str):
     return None
 
 
+def _metric_label(scores: xr.Dataset) -> str:
+    """The y-axis label: the score's long name, else the file's metric label, else the metric."""
+    return scores["score"].attrs.get("long_name") or scores.attrs.get("metric_label") \
+        or scores.attrs.get("metric", "score")
+
+
+def _significance(scores: xr.Dataset):
+    """(p values, level, legend label): FDR-adjusted p where the file has it, else the raw
+    permutation p; the level is the file's ``alpha`` attribute (default 0.05)."""
+    alpha = float(scores.attrs.get("alpha", ALPHA_SIGNIFICANT))
+    if "p_fdr" in scores:
+        return scores["p_fdr"], alpha, f"p_FDR < {alpha:g}"
+    return scores["p_value"], alpha, f"p < {alpha:g}"
+
+
+def _title(scores: xr.Dataset, label: str) -> str:
+    return f"{scores.attrs.get('model', '')} on {scores.attrs.get('dataset', '')}: {label}"
+
+
 def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
     """One panel per ROI: score against layer, subject lines (spread), the
     subject mean with its CI band, the noise-ceiling band where defined, marks
-    at layers whose permutation p < 0.05, and the planted layer of simulated data."""
+    at layers whose p (FDR-adjusted where the file has ``p_fdr``) is below the
+    file's ``alpha``, and the planted layer of simulated data.
+
+    Time-resolved files (a ``time`` dimension) have no single curve per layer:
+    they are drawn by :func:`plot_time_curves` instead."""
+    if "time" in scores.dims:
+        return plot_time_curves(scores, paths, title=title)
     rois = list(scores["roi"].values.astype(str))
     n = len(rois)
     ncols = min(n, 4)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), sharey=True, squeeze=False)
+    names = [str(v) for v in scores["layer"].values]
+    named = not all(v.lstrip("-").isdigit() for v in names) and len(names) <= 16  # e.g. model RDMs
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.4 * ncols, 6.5), (3.6 if named else 2.9) * nrows + 0.6),
+                             sharey=True, squeeze=False)
     x = scores["layer_index"].values
-    label = scores["score"].attrs.get("long_name", scores.attrs.get("metric", "score"))
+    label = _metric_label(scores)
+    p_all, alpha, sig_label = _significance(scores)
     for ax, roi in zip(axes.flat, rois):
         s = scores.sel(roi=roi)
         for k, subject in enumerate(s["subject"].values):
@@ -48,7 +80,7 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
         level = f"{float(scores.attrs.get('confidence', 0.95)):.0%}"
         if "boot_ci_low" in s and np.isfinite(s["boot_ci_low"].values).all():
             ax.fill_between(x, s["boot_ci_low"], s["boot_ci_high"], color=PALETTE[0], alpha=0.25, lw=0,
-                            label=f"{level} bootstrap CI (stimuli)")
+                            label=f"{level} bootstrap CI ({scores.attrs.get('bootstrap', 'stimuli')})")
         else:
             ax.fill_between(x, s["ci_low"], s["ci_high"], color=PALETTE[0], alpha=0.25, lw=0,
                             label=f"{level} CI (subjects)")
@@ -56,17 +88,21 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
         low, high = float(s["ceiling_low"]), float(s["ceiling_high"])
         if np.isfinite(low) and np.isfinite(high):
             ax.axhspan(low, high, color=PALETTE[1], alpha=0.2, lw=0, label="noise ceiling")
-        p = s["p_value"].values
-        sig = np.isfinite(p) & (p < ALPHA_SIGNIFICANT)
+        p = p_all.sel(roi=roi).values
+        sig = np.isfinite(p) & (p < alpha)
         if sig.any():
             ax.plot(x[sig], np.asarray(s["score_mean"])[sig], ls="none", marker="*", ms=8,
-                    color=PALETTE[3], label=f"p < {ALPHA_SIGNIFICANT}")
+                    color=PALETTE[3], label=sig_label)
         planted = _planted_layer(scores, roi)
         if planted is not None:
             ax.axvline(planted, color=PALETTE[2], ls="--", lw=1.2, label="planted layer")
         ax.axhline(0, color="0.3", lw=0.5)
         ax.set_title(f"ROI: {roi}", fontsize=10)
-        ax.set_xlabel("layer (hidden-state index)")
+        if named:
+            ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+            ax.set_xlabel("layer")
+        else:
+            ax.set_xlabel("layer (hidden-state index)")
         ax.grid(alpha=0.2)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -78,10 +114,10 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False, fontsize=8)
-    fig.suptitle(title or f"{scores.attrs.get('model', '')} on {scores.attrs.get('dataset', '')}: {label}",
-                 fontsize=11)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3 if ncols == 1 else 6),
+               frameon=False, fontsize=8)
+    fig.suptitle(title or _title(scores, label), fontsize=10 if ncols == 1 else 11, wrap=True)
+    fig.tight_layout(rect=(0, 0.16 if ncols == 1 else 0.08, 1, 1))
     _save(fig, paths)
     return fig
 
@@ -158,17 +194,354 @@ def plot_depth_correspondence(sim: xr.Dataset, paths):
     return fig
 
 
+# --------------------------------------------------------------------------- RSA figures
+def _layer_depth(scores: xr.Dataset) -> np.ndarray:
+    """Relative depth (0..1) of every layer: the ``depth`` coordinate, else evenly spaced."""
+    if "depth" in scores.coords:
+        return np.asarray(scores["depth"].values, dtype=float)
+    n = scores.sizes["layer"]
+    return np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(n)
+
+
+def _depth_colourbar(fig, axes, cmap):
+    mappable = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap)
+    return fig.colorbar(mappable, ax=axes, label="relative depth", shrink=0.8)
+
+
+def _legend_below(fig, axes, skip=()):
+    """One figure legend outside the axes (under them), de-duplicated across panels;
+    artists labelled with a name in ``skip`` are left out."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels and lab not in skip:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), frameon=False,
+                   fontsize=8)
+
+
+def _category_order(scores: xr.Dataset):
+    """Stimulus order that groups stimuli by their ``category`` coordinate (a stable sort:
+    categories in order of first appearance, stimuli in file order within a category), and
+    the ``(category, start, stop)`` blocks of that order. Without categories: file order, no blocks."""
+    n = scores.sizes["stimulus"]
+    if "category" not in scores.coords:
+        return np.arange(n), []
+    categories = scores["category"].values.astype(str)
+    _, first = np.unique(categories, return_index=True)
+    names = categories[np.sort(first)]
+    rank = {name: k for k, name in enumerate(names)}
+    order = np.argsort([rank[c] for c in categories], kind="stable")
+    blocks, start = [], 0
+    for name in names:
+        stop = start + int((categories == name).sum())
+        blocks.append((str(name), start, stop))
+        start = stop
+    return order, blocks
+
+
+def _rank_percentiles(rdm) -> np.ndarray:
+    """Rank-transform an RDM's off-diagonal dissimilarities (ties share their average rank,
+    as rsatoolbox's ``rank_transform``) and scale the ranks to percentiles 0..100 (smallest
+    dissimilarity 0, largest 100). The diagonal and missing entries are NaN (not drawn)."""
+    from scipy.stats import rankdata
+
+    rdm = np.asarray(rdm, dtype=float)
+    n = rdm.shape[0]
+    upper = np.triu_indices(n, 1)
+    vector = rdm[upper]
+    ok = np.isfinite(vector)
+    percent = np.full(vector.shape, np.nan)
+    if ok.any():
+        ranks = rankdata(vector[ok])
+        span = ranks.max() - ranks.min()
+        percent[ok] = 100.0 * (ranks - ranks.min()) / span if span > 0 else 50.0
+    out = np.full((n, n), np.nan)
+    out[upper] = percent
+    out[upper[::-1]] = percent
+    return out
+
+
+def _stimulus_axes(ax, blocks, ids):
+    """Category names as tick labels at block centres, with separators at block boundaries;
+    without categories, stimulus ids when there are few stimuli."""
+    if blocks:
+        centres = [(start + stop - 1) / 2 for _, start, stop in blocks]
+        names = [name for name, _, _ in blocks]
+        ax.set_xticks(centres, names, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(centres, names, fontsize=7)
+        for _, start, _ in blocks[1:]:
+            ax.axhline(start - 0.5, color="white", lw=1.0)
+            ax.axvline(start - 0.5, color="white", lw=1.0)
+        ax.set_xlabel("stimulus (grouped by category)", fontsize=8)
+        ax.set_ylabel("stimulus (grouped by category)", fontsize=8)
+    else:
+        if len(ids) <= 24:
+            ax.set_xticks(range(len(ids)), ids, rotation=90, fontsize=6)
+            ax.set_yticks(range(len(ids)), ids, fontsize=6)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax.set_xlabel("stimulus", fontsize=8)
+        ax.set_ylabel("stimulus", fontsize=8)
+
+
+def plot_rdm_panels(scores: xr.Dataset, paths, title: str | None = None):
+    """One row per ROI: the subject-mean brain RDM next to the RDM of the layer that
+    matches that ROI best. Stimuli are grouped by category where the file has one; each
+    RDM is shown rank-transformed to percentiles (0..100) on one shared colour scale."""
+    _require(scores, "rdms")
+    rois = list(scores["roi"].values.astype(str))
+    order, blocks = _category_order(scores)
+    ids = (scores["stimulus_id"].values.astype(str) if "stimulus_id" in scores.coords
+           else np.arange(scores.sizes["stimulus"]).astype(str))[order]
+    model = scores.attrs.get("model", "model")
+    fig, axes = plt.subplots(len(rois), 2, figsize=(7.6, 3.5 * len(rois) + 0.6), squeeze=False,
+                             layout="constrained")
+    image = None
+    for row, roi in enumerate(rois):
+        best = (str(scores["best_layer"].sel(roi=roi).item()) if "best_layer" in scores.coords
+                else "best layer")
+        for ax, name, panel_title in ((axes[row, 0], "brain_rdm", f"brain: {roi}"),
+                                      (axes[row, 1], "best_rdm", f"{model} {best}")):
+            rdm = scores[name].sel(roi=roi).transpose("stimulus", "stimulus_").values
+            image = ax.imshow(_rank_percentiles(rdm[np.ix_(order, order)]), cmap="viridis", vmin=0, vmax=100,
+                              interpolation="nearest")
+            _stimulus_axes(ax, blocks, ids)
+            ax.set_title(panel_title, fontsize=10)
+    fig.colorbar(image, ax=axes, label="dissimilarity (percentile)", shrink=0.8)
+    fig.suptitle(title or f"{model} on {scores.attrs.get('dataset', '')}: brain RDM vs best layer RDM",
+                 fontsize=11)
+    _save(fig, paths)
+    return fig
+
+
+def _seed(scores: xr.Dataset) -> int:
+    try:
+        return int(scores.attrs.get("seed", 0)) % 2**32
+    except (TypeError, ValueError):
+        return 0
+
+
+def _metric_mds(distances: np.ndarray, seed: int) -> np.ndarray:
+    """2-D metric MDS of a precomputed distance matrix (scikit-learn, any version >= 1.3)."""
+    import inspect
+
+    from sklearn.manifold import MDS
+
+    params = inspect.signature(MDS).parameters
+    kwargs = {"n_components": 2, "random_state": seed}
+    if "metric_mds" in params:  # scikit-learn >= 1.8
+        kwargs.update(metric_mds=True, metric="precomputed")
+    else:
+        kwargs.update(metric=True, dissimilarity="precomputed")
+    if "normalized_stress" in params:
+        kwargs["normalized_stress"] = "auto"
+    if "init" in params:  # scikit-learn >= 1.8: start from classical MDS (deterministic)
+        kwargs.update(init="classical_mds", n_init=1)
+    else:
+        kwargs["n_init"] = 4
+    return MDS(**kwargs).fit_transform(distances)
+
+
+def stress_1(distances: np.ndarray, embedding: np.ndarray) -> float:
+    """Kruskal's stress-1 of an embedding: sqrt(sum (d_ij - delta_ij)^2 / sum d_ij^2)
+    over pairs i < j (d: embedded distances, delta: the given dissimilarities)."""
+    from scipy.spatial.distance import pdist, squareform
+
+    embedded = pdist(embedding)
+    given = squareform(np.asarray(distances, dtype=float), checks=False)
+    return float(np.sqrt(((embedded - given) ** 2).sum() / (embedded ** 2).sum()))
+
+
+def plot_rdm_mds(scores: xr.Dataset, paths, title: str | None = None):
+    """Second-order MDS: every layer RDM and every brain RDM placed in 2-D so that their
+    distances approximate ``rdm_distance`` (1 - RDM comparison). Layers are coloured by
+    relative depth and joined in layer order; brain RDMs are black squares."""
+    _require(scores, "mds")
+    dist = scores["rdm_distance"]
+    distances = np.asarray(dist.transpose("rdm", "rdm_").values, dtype=float)
+    labels = scores["rdm_label"].values.astype(str)
+    kinds = (scores["rdm_kind"].values.astype(str) if "rdm_kind" in scores.coords
+             else np.where(np.char.startswith(labels, "brain"), "brain", "layer"))
+    distances = (distances + distances.T) / 2
+    np.fill_diagonal(distances, 0.0)
+    keep = np.isfinite(distances).all(axis=1)
+    if keep.sum() < 3:
+        raise ValueError("rdm_distance has fewer than 3 RDMs with finite distances to all others: "
+                         "nothing to embed")
+    if not keep.all():
+        warnings.warn(f"MDS leaves out RDMs with missing distances: {', '.join(labels[~keep])}", stacklevel=2)
+    distances = np.clip(distances[np.ix_(keep, keep)], 0.0, None)
+    labels, kinds = labels[keep], kinds[keep]
+    embedding = _metric_mds(distances, _seed(scores))
+    stress = stress_1(distances, embedding)
+
+    is_layer = kinds == "layer"
+    layer_names = labels[is_layer]
+    if "depth" in scores.coords and set(layer_names) <= set(scores["layer"].values.astype(str)):
+        depth = np.asarray(scores["depth"].sel(layer=list(layer_names)).values, dtype=float)
+    else:
+        depth = np.linspace(0.0, 1.0, is_layer.sum()) if is_layer.sum() > 1 else np.zeros(is_layer.sum())
+    model = scores.attrs.get("model", "model")
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
+    layers, brains = embedding[is_layer], embedding[~is_layer]
+    ax.plot(layers[:, 0], layers[:, 1], color="0.6", lw=1.0, zorder=1)
+    ax.scatter(layers[:, 0], layers[:, 1], c=depth, cmap=cmap, vmin=0, vmax=1, s=45, edgecolors="0.2",
+               linewidths=0.5, zorder=2, label=f"{model} layer RDMs")
+    named = not all(str(v).lstrip("-").isdigit() for v in layer_names) and len(layer_names) <= 16
+    for k in (range(len(layers)) if named else {0, len(layers) - 1} if len(layers) else ()):
+        ax.annotate(layer_names[k], layers[k], xytext=(4, -10), textcoords="offset points", fontsize=7,
+                    color="0.25")
+    ax.scatter(brains[:, 0], brains[:, 1], color=PALETTE[7], marker="s", s=55, zorder=3, label="brain RDMs")
+    for point, label in zip(brains, labels[~is_layer]):
+        ax.annotate(label, point, xytext=(5, 4), textcoords="offset points", fontsize=8)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(0.15)
+    ax.set_xlabel("MDS 1 (arbitrary units)")
+    ax.set_ylabel("MDS 2 (arbitrary units)")
+    ax.set_title(f"metric MDS of RDM distances (Kruskal stress-1 = {stress:.3f})", fontsize=9)
+    ax.grid(alpha=0.2)
+    _depth_colourbar(fig, ax, cmap)
+    _legend_below(fig, [ax])
+    fig.suptitle(title or f"{model} on {scores.attrs.get('dataset', '')}: layer and brain RDMs", fontsize=11)
+    _save(fig, paths)
+    return fig
+
+
+def _per_time(values, n_time: int) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return np.broadcast_to(values, (n_time,)) if values.ndim == 0 else values
+
+
+def plot_time_curves(scores: xr.Dataset, paths, title: str | None = None):
+    """One panel per ROI for time-resolved (MEG/EEG) scores: the subject-mean score of
+    every layer over time (coloured by relative depth), the noise-ceiling band where it is
+    defined, and a row of marks at times where the best layer's p (FDR-adjusted where
+    the file has ``p_fdr``) is below the file's ``alpha``; each mark is coloured by the
+    depth of that best layer."""
+    _require(scores, "time")
+    rois = list(scores["roi"].values.astype(str))
+    layers = list(scores["layer"].values.astype(str))
+    depth = _layer_depth(scores)
+    time_ms = np.asarray(scores["time"].values, dtype=float) * 1000.0
+    n_time = time_ms.size
+    label = _metric_label(scores)
+    p_all, alpha, sig_label = _significance(scores)
+    higher = bool(int(scores.attrs.get("higher_is_better", 1)))
+    cmap = plt.get_cmap("viridis")
+    norm = Normalize(0.0, 1.0)
+
+    mean = scores["score_mean"].transpose("layer", "roi", "time")
+    ceiling = {name: scores[name] for name in ("ceiling_low", "ceiling_high") if name in scores}
+    shown = [mean.values] + [c.values for c in ceiling.values()]
+    finite = np.concatenate([np.ravel(v)[np.isfinite(np.ravel(v))] for v in shown])
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    span = (high - low) or 1.0
+    mark_y = low - 0.08 * span
+
+    n = len(rois)
+    ncols = min(n, 3)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.3 * nrows + 0.7), sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, roi in zip(axes.flat, rois):
+        curves = mean.sel(roi=roi).values
+        for k, layer in enumerate(layers):
+            ax.plot(time_ms, curves[k], color=cmap(norm(depth[k])), lw=1.2, label=layer)
+        if len(ceiling) == 2:
+            c_low = _per_time(ceiling["ceiling_low"].sel(roi=roi).values, n_time)
+            c_high = _per_time(ceiling["ceiling_high"].sel(roi=roi).values, n_time)
+            ok = np.isfinite(c_low) & np.isfinite(c_high)
+            if ok.any():
+                ax.fill_between(time_ms, np.where(ok, c_low, np.nan), np.where(ok, c_high, np.nan), where=ok,
+                                color=PALETTE[1], alpha=0.25, lw=0, label="noise ceiling")
+        defined = np.isfinite(curves).any(axis=0)
+        filled = np.where(np.isfinite(curves), curves, -np.inf if higher else np.inf)
+        best = filled.argmax(axis=0) if higher else filled.argmin(axis=0)
+        p = p_all.sel(roi=roi).transpose("layer", "time").values[best, np.arange(n_time)]
+        sig = defined & np.isfinite(p) & (p < alpha)
+        if sig.any():
+            ax.scatter(time_ms[sig], np.full(sig.sum(), mark_y), c=depth[best[sig]], cmap=cmap, norm=norm,
+                       marker="s", s=14, lw=0, label=f"best layer {sig_label} (colour: its depth)")
+        if time_ms.min() < 0 < time_ms.max():
+            ax.axvline(0, color="0.3", lw=0.6, ls=":")
+        ax.axhline(0, color="0.3", lw=0.5)
+        ax.set_title(f"ROI: {roi}", fontsize=10)
+        ax.set_xlabel("time (ms)")
+        ax.grid(alpha=0.2)
+    axes.flat[0].set_ylim(low - 0.14 * span, high + 0.06 * span)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(label, fontsize=8)
+    _depth_colourbar(fig, list(axes.flat[:n]), cmap)
+    _legend_below(fig, axes.flat[:n], skip=set(layers))  # layers: the depth colourbar
+    fig.suptitle(title or _title(scores, label), fontsize=11)
+    _save(fig, paths)
+    return fig
+
+
+# --------------------------------------------------------------------------- dispatch
+# figure name -> (variables, dimensions) a file must have for it
+FIGURE_NEEDS = {
+    "heatmap": (("similarity",), ()),
+    "depth": (("similarity", "depth_a", "best_depth_b"), ()),
+    "rdms": (("brain_rdm", "best_rdm"), ()),
+    "mds": (("rdm_distance", "rdm_label"), ()),
+    "time": (("score_mean",), ("time",)),
+}
+FIGURES = ("auto", *FIGURE_NEEDS)
+
+
+def _require(data: xr.Dataset, figure: str, source=None):
+    """Raise a ValueError naming the first variable or dimension ``figure`` needs that
+    ``data`` lacks (and the file, when ``source`` is given)."""
+    variables, dims = FIGURE_NEEDS[figure]
+    where = f"{source}: " if source else ""
+    present = ", ".join(map(str, data.data_vars)) or "none"
+    for name in variables:
+        if name not in data.variables:
+            raise ValueError(f"{where}the {figure!r} figure needs the variable {name!r}, which is missing "
+                             f"(variables present: {present})")
+    for name in dims:
+        if name not in data.dims:
+            raise ValueError(f"{where}the {figure!r} figure needs the dimension {name!r}, which is missing "
+                             f"(dimensions present: {', '.join(map(str, data.dims))})")
+
+
 def plot_file(path, out_paths, figure: str = "auto"):
-    """Redraw a figure from one NetCDF file: layer curves for scores files,
-    heatmaps (``figure="heatmap"``) or the depth correspondence (``"depth"``)
-    for model-similarity files."""
+    """Redraw a figure from one NetCDF file and save it to every path in ``out_paths``.
+
+    ``figure``:
+      - ``"auto"``: scores files give layer curves, or time curves when they have a
+        ``time`` dimension; model- and dataset-similarity files give heatmaps;
+      - ``"heatmap"`` / ``"depth"``: similarity heatmaps / depth correspondence
+        (model-similarity files);
+      - ``"rdms"``: brain RDM next to the best layer's RDM, per ROI (RSA scores);
+      - ``"mds"``: second-order MDS of layer and brain RDMs (RSA scores);
+      - ``"time"``: score over time per layer (time-resolved scores).
+
+    Raises ValueError naming the file and the missing variable when the file cannot give
+    the requested figure. Returns the matplotlib Figure."""
     from .io import read_netcdf
 
+    if figure not in FIGURES:
+        raise ValueError(f"unknown figure {figure!r}; choose one of {', '.join(FIGURES)}")
     data = read_netcdf(path)
-    if "similarity" in data:
-        if figure == "depth" and "layer_a" in data.dims:
-            return plot_depth_correspondence(data, out_paths)
-        return plot_model_similarity(data, out_paths)
-    if "score" in data:
+    if figure == "auto":
+        if "similarity" in data:
+            figure = "heatmap"
+        elif "score" in data:
+            figure = "time" if "time" in data.dims else "layers"
+        else:
+            raise ValueError(f"{path}: neither a scores file nor a model-similarity file")
+    if figure == "layers":
         return plot_layer_curves(data, out_paths)
-    raise ValueError(f"{path}: neither a scores file nor a model-similarity file")
+    _require(data, figure, source=path)
+    draw = {"heatmap": plot_model_similarity, "depth": plot_depth_correspondence, "rdms": plot_rdm_panels,
+            "mds": plot_rdm_mds, "time": plot_time_curves}[figure]
+    return draw(data, out_paths)

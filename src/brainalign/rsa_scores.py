@@ -179,12 +179,15 @@ def _bootstrap(models, brain: BrainRDMs, values, method, mode, n_boot, n_stim, r
 def rdm_figures_data(models: np.ndarray, brain: BrainRDMs, observed: np.ndarray, layer_names,
                      method: str) -> dict:
     """RDMs for the figures: the subject-mean brain RDM and best layer's RDM per ROI,
-    and second-order distances (1 - comparison) among all layer and brain RDMs."""
-    n = rsa.n_stimuli_of(models.shape[1])
-    mean_brain = np.stack([np.nanmean(np.where(
-        ((brain.cells[:, 1] == j) & (brain.cells[:, 2] == 0))[:, None], brain.vectors, np.nan), axis=0)
-        for j in range(brain.shape[1])])
-    best = np.nanargmax(observed[:, :, 0], axis=0)
+    and second-order distances (1 - comparison) among all layer and brain RDMs.
+
+    For time-resolved data each ROI's brain RDM is taken at its peak time (the
+    time of the highest subject-mean score over all layers).
+    """
+    peak = np.nanargmax(np.nanmax(observed, axis=0), axis=-1)  # (roi,) time index
+    mean_brain = np.stack([brain.vectors[(brain.cells[:, 1] == j) & (brain.cells[:, 2] == peak[j])].mean(0)
+                           for j in range(brain.shape[1])])
+    best = np.array([np.nanargmax(observed[:, j, peak[j]]) for j in range(brain.shape[1])])
     everything = np.concatenate([models, mean_brain])
     distance = 1.0 - rsa.compare(everything, everything, method)
     labels = list(layer_names) + [f"brain: {r}" for r in brain.rois]
@@ -192,8 +195,8 @@ def rdm_figures_data(models: np.ndarray, brain: BrainRDMs, observed: np.ndarray,
         "brain_rdm": np.stack([squareform(v) for v in mean_brain]).astype(np.float32),
         "best_rdm": np.stack([squareform(models[b]) for b in best]).astype(np.float32),
         "best_layer": np.asarray([str(layer_names[b]) for b in best]),
+        "peak_time_index": peak,
         "rdm_distance": np.clip((distance + distance.T) / 2, 0.0, None),
         "rdm_label": np.asarray(labels),
         "rdm_kind": np.asarray(["layer"] * len(models) + ["brain"] * len(mean_brain)),
-        "n": n,
     }

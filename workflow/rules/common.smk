@@ -1,6 +1,10 @@
+import os
+
 # Helpers shared by the rules: which files a config asks for.
 from brainalign.config import (
     analysis_jobs,
+    analysis_settings,
+    is_rdm_kind,
     comparison_measures,
     dataset_comparison_jobs,
     dataset_comparison_measures,
@@ -22,14 +26,23 @@ def brain_inputs(wildcards):
     inputs = {"stimuli": f"results/stimuli/{spec['stimuli']}.nc"}
     for model in planted_models(spec):
         inputs[f"activations_{model}"] = f"results/activations/{spec['stimuli']}/{model}.nc"
-    if spec["kind"] == "netcdf":
+    if spec["kind"] == "netcdf" or (is_rdm_kind(spec) and os.path.exists(spec["path"])):
+        inputs["source"] = spec["path"]
+    return inputs
+
+
+def model_inputs(wildcards):
+    """A model given as RDMs reads its file (when present; otherwise it is downloaded)."""
+    spec = config["models"][wildcards.model]
+    inputs = {"stimuli": f"results/stimuli/{wildcards.stimset}.nc"}
+    if is_rdm_kind(spec) and os.path.exists(spec["path"]):
         inputs["source"] = spec["path"]
     return inputs
 
 
 def score_params(metric):
     return {
-        "settings": config["metrics"][metric],
+        "settings": lambda wildcards: analysis_settings(config, wildcards.dataset, wildcards.model, metric),
         "seed": config["seed"],
         "confidence": config["metrics"]["confidence"],
     }
@@ -52,6 +65,13 @@ def all_figures():
     scores = [
         f"results/figures/{d}/{m}/{metric}.{fmt}"
         for d, m, metric in analysis_jobs(config)
+        for fmt in formats
+    ]
+    scores += [
+        f"results/figures/{d}/{m}/rsa_{figure}.{fmt}"
+        for d, m, metric in analysis_jobs(config)
+        if metric == "rsa"
+        for figure in ("rdms", "mds")
         for fmt in formats
     ]
     similarity = [

@@ -1,6 +1,6 @@
 rule extract:
     input:
-        "results/stimuli/{stimset}.nc",
+        unpack(model_inputs),
     output:
         "results/activations/{stimset}/{model}.nc",
     params:

@@ -77,3 +77,25 @@ rule plot_dataset_similarity:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot.py"
+
+
+rule plot_rsa_rdms:
+    input:
+        "results/scores/{dataset}/{model}/rsa.nc",
+    output:
+        report(
+            "results/figures/{dataset}/{model}/rsa_{figure}.png",
+            caption="../report/rsa_{figure}.rst",
+            category="rsa",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "dataset": "{dataset}", "figure": "{figure}"},
+        ),
+        "results/figures/{dataset}/{model}/rsa_{figure}.svg",
+    params:
+        figure=lambda wildcards: wildcards.figure,
+    log:
+        "results/logs/figures/{dataset}/{model}/rsa_{figure}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot.py"

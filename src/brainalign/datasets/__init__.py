@@ -10,12 +10,14 @@ on ``neuroid``.
 
 from __future__ import annotations
 
-from . import netcdf, simulated
+from . import netcdf, rdms, simulated
 from .contract import check_brain
 
 REGISTRY = {
     "simulated": simulated.load,
     "netcdf": netcdf.load,
+    "rdm_mat": rdms.load,
+    "rdm_npy": rdms.load,
 }
 
 
@@ -28,6 +30,18 @@ def load_dataset(name: str, spec: dict, stimuli, **inputs):
                          f"(known: {sorted(REGISTRY)})") from None
     brain = loader(name, spec, stimuli, **inputs)
     check_brain(brain, what=f"dataset '{name}'")
+    return with_conditions(brain, stimuli)
+
+
+def with_conditions(brain, stimuli):
+    """Copy the stimulus set's condition labels (e.g. ``category``) onto ``brain``'s stimuli."""
+    from ..stimuli import align_to
+
+    labels = [c for c in stimuli.attrs.get("condition_columns", "").split(",") if c and c in stimuli.coords]
+    missing = [c for c in labels if c not in brain.coords]
+    if missing:
+        table = align_to(stimuli, brain["stimulus_id"].values, what="stimulus set")
+        brain = brain.assign_coords({c: ("stimulus", table[c].values.astype(str)) for c in missing})
     return brain
 
 

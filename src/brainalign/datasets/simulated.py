@@ -5,6 +5,11 @@ representation; every repetition adds independent Gaussian noise at the
 configured SNR. One ROI without a ``model`` is pure noise. Which layer drives
 which ROI, the SNR and the seed are stored in the attributes, so any metric's
 answer can be checked against the truth.
+
+With ``time`` (MEG/EEG-like data), responses get a ``time`` dim and each
+signal ROI's planted representation rises and falls as a Gaussian in time,
+peaking at the ROI's ``peak`` latency (seconds) with its ``width``; the noise
+is independent at every time point.
 """
 
 from __future__ import annotations
@@ -68,6 +73,17 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, activations: dict | None = 
         else:
             planted[roi] = None
 
+    times = None
+    if "time" in spec:
+        tspec = spec["time"]
+        times = np.linspace(float(tspec["start"]), float(tspec["stop"]), int(tspec["n"]))
+        for roi, rspec in spec["rois"].items():
+            if planted[roi] is not None:
+                if "peak" not in rspec:
+                    raise ValueError(f"config key 'datasets.{name}.rois.{roi}.peak': required with 'time' "
+                                     "(the latency in seconds at which the planted signal peaks)")
+                planted[roi].update(peak=float(rspec["peak"]), width=float(rspec.get("width", 0.05)))
+
     blocks, subj, roi_of, xyz = [], [], [], []
     for s in range(int(spec.get("subjects", 3))):
         for i, (roi, rspec) in enumerate(spec["rois"].items()):
@@ -77,16 +93,23 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, activations: dict | None = 
             else:
                 x = layers_by_model[planted[roi]["model"]][planted[roi]["layer_index"]].values.astype(np.float64)
                 signal = planted_signal(x, v, rng)
-            noise = rng.standard_normal((n_stim, v, n_rep)) * noise_sd
-            blocks.append(signal[..., None] + noise)
+            if times is None:
+                noise = rng.standard_normal((n_stim, v, n_rep)) * noise_sd
+                blocks.append(signal[..., None] + noise)
+            else:
+                profile = np.zeros_like(times) if planted[roi] is None else np.exp(
+                    -0.5 * ((times - planted[roi]["peak"]) / planted[roi]["width"]) ** 2)
+                noise = rng.standard_normal((n_stim, v, n_rep, len(times))) * noise_sd
+                blocks.append(signal[:, :, None, None] * profile + noise)
             subj += [f"sub-{s + 1:02d}"] * v
             roi_of += [roi] * v
             offsets = rng.uniform(-1, 1, size=(v, 3)) * DEFAULT_RADIUS_MM
             xyz.append(_centre(i, rspec) + offsets)
     values = np.concatenate(blocks, axis=1)
     xyz = np.concatenate(xyz)
+    dims = ("stimulus", "neuroid", "repetition") + (("time",) if times is not None else ())
     brain = xr.Dataset(
-        {"responses": (("stimulus", "neuroid", "repetition"), values)},
+        {"responses": (dims, values)},
         coords={
             "stimulus_id": ("stimulus", ids),
             "subject": ("neuroid", np.asarray(subj)),
@@ -95,6 +118,8 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, activations: dict | None = 
             "repetition": np.arange(n_rep),
         },
     )
+    if times is not None:
+        brain = brain.assign_coords(time=("time", times, {"units": "s"}))
     brain = align_to(brain, given_ids, what=f"dataset '{name}'")
     for label in stimuli.attrs.get("condition_columns", "").split(","):
         if label and label in stimuli.coords:

@@ -1,0 +1,108 @@
+"""The real 92-image data (Kriegeskorte et al. 2008) through the whole workflow,
+checked against rsatoolbox's own computation on the same files."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import scipy.io as sio
+import yaml
+from conftest import SHARED_DATA, copy_workflow, run_snakemake
+
+from brainalign.io import read_netcdf
+
+DATA = SHARED_DATA / "kriegeskorte2008_92images"
+pytestmark = pytest.mark.skipif(not DATA.exists(), reason=f"real data not found at {DATA}")
+
+N_PERM, N_BOOT = 200, 200
+
+
+@pytest.fixture(scope="module")
+def k92_run(tmp_path_factory):
+    """The example config, run as a user would, beside a ../shared checkout; fewer
+    resamples than the example's 1000 to keep the suite fast."""
+    root = tmp_path_factory.mktemp("k92")
+    os.symlink(SHARED_DATA.parent, root / "shared")
+    workdir = copy_workflow(root / "brainalign")
+    config = yaml.safe_load((workdir / "config/examples/kriegeskorte92.yaml").read_text())
+    config["metrics"]["rsa"].update(n_permutations=N_PERM, n_bootstrap=N_BOOT)
+    (workdir / "k92.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(workdir, "--profile", "profiles/local", "--configfile", "k92.yaml", check=True)
+    return workdir
+
+
+def human_it_rdms():
+    """The 4 subjects' human IT RDMs (92 x 92), each the mean of its two sessions."""
+    rdms = sio.loadmat(DATA / "92_brainRDMs.mat")["RDMs"]
+    return np.stack([(rdms[0, s, 0]["RDM"] + rdms[0, s, 1]["RDM"]) / 2 for s in range(4)])
+
+
+def model_rdms():
+    models = sio.loadmat(DATA / "92_modelRDMs.mat")["Models"][0]
+    return [str(m["name"][0]) for m in models], np.stack([m["RDM"] for m in models])
+
+
+def test_noise_ceiling_and_monkey_vs_human_equal_rsatoolbox(k92_run):
+    from rsatoolbox.inference import boot_noise_ceiling
+    from rsatoolbox.rdm import RDMs, compare
+
+    scores = read_netcdf(k92_run / "results/scores/human_it/models92/rsa.nc")
+    human = RDMs(human_it_rdms())
+    low, high = boot_noise_ceiling(human, method="tau-a", rdm_descriptor="index")
+    assert float(scores["ceiling_low"].sel(roi="hIT")) == pytest.approx(low, abs=1e-8)
+    assert float(scores["ceiling_high"].sel(roi="hIT")) == pytest.approx(high, abs=1e-8)
+    assert 0.05 < low < high < 0.6
+
+    names, models = model_rdms()
+    expected = compare(RDMs(models), human, method="tau-a")  # (model, subject)
+    got = scores["score"].sel(roi="hIT").transpose("layer", "subject")
+    assert list(got["layer"].values) == names
+    np.testing.assert_allclose(got.values, expected, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(scores["score_mean"].sel(roi="hIT").values, expected.mean(1), atol=1e-8, rtol=0)
+    monkey = float(scores["score_mean"].sel(layer="monkeyIT", roi="hIT"))
+    assert monkey == pytest.approx(expected[names.index("monkeyIT")].mean(), abs=1e-8)
+
+
+def test_inference_on_real_data(k92_run):
+    scores = read_netcdf(k92_run / "results/scores/human_it/models92/rsa.nc")
+    hit = scores.sel(roi="hIT")
+    mean, low, high = hit["score_mean"].values, hit["boot_ci_low"].values, hit["boot_ci_high"].values
+    assert scores.attrs["n_bootstrap"] == N_BOOT and scores.attrs["n_permutations"] == N_PERM
+    assert np.all(low <= mean) and np.all(mean <= high) and np.all(high - low > 0.005)
+    # Monkey IT and the animacy model match human IT far beyond chance (Kriegeskorte et al. 2008).
+    for layer in ("monkeyIT", "animacy"):
+        assert float(hit["p_value"].sel(layer=layer)) == pytest.approx(1 / (N_PERM + 1))
+        assert float(hit["p_fdr"].sel(layer=layer)) < 0.05
+        assert float(hit["boot_ci_low"].sel(layer=layer)) > 0
+    best = str(hit["best_layer"].values)
+    assert best == hit["layer"].values[np.argmax(mean)]
+    assert np.isnan(float(hit["best_layer_p"].sel(layer=best)))
+    # Low-level models (V1, silhouette, Radon) are reliably worse than the best model.
+    for layer in ("V1", "Silhouette", "RADON"):
+        assert float(hit["best_layer_p"].sel(layer=layer)) < 0.05
+
+
+def test_monkey_it_dataset_and_behaviour(k92_run):
+    monkey = read_netcdf(k92_run / "results/scores/monkey_it/models92/rsa.nc")
+    names, models = model_rdms()
+    supplemental = sio.loadmat(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat")["RDMs_mIT_hIT_fig1"]
+    from rsatoolbox.rdm import RDMs, compare
+
+    expected = compare(RDMs(models), RDMs(supplemental[0, 0]["RDM"]), method="tau-a")[:, 0]
+    np.testing.assert_allclose(monkey["score"].sel(roi="mIT").squeeze("subject").values, expected, atol=1e-8)
+    assert np.isnan(monkey["ceiling_low"]).all()  # one monkey: no ceiling across subjects
+    behaviour = read_netcdf(k92_run / "results/scores/behaviour/models92/rsa.nc")
+    assert behaviour.sizes["subject"] == 16
+    assert np.isfinite(behaviour["ceiling_low"]).all()
+
+
+def test_figures_and_categories(k92_run):
+    scores = read_netcdf(k92_run / "results/scores/human_it/models92/rsa.nc")
+    assert scores.sizes["stimulus"] == 92 and "category" in scores.coords
+    np.testing.assert_allclose(scores["brain_rdm"].sel(roi="hIT").values, human_it_rdms().mean(0), atol=1e-6)
+    for name in ("rsa", "rsa_rdms", "rsa_mds"):
+        for ext in ("png", "svg"):
+            path = k92_run / f"results/figures/human_it/models92/{name}.{ext}"
+            assert path.stat().st_size > 5000, path
