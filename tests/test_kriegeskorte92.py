@@ -34,9 +34,10 @@ def k92_run(tmp_path_factory):
 
 
 def human_it_rdms():
-    """The 4 subjects' human IT RDMs (92 x 92), each the mean of its two sessions."""
+    """The 4 subjects' human IT RDMs (92 x 92), each the mean of its two sessions (in float64;
+    the file stores float32, and brainalign averages in float64)."""
     rdms = sio.loadmat(DATA / "92_brainRDMs.mat")["RDMs"]
-    return np.stack([(rdms[0, s, 0]["RDM"] + rdms[0, s, 1]["RDM"]) / 2 for s in range(4)])
+    return np.stack([(rdms[0, s, 0]["RDM"].astype(np.float64) + rdms[0, s, 1]["RDM"]) / 2 for s in range(4)])
 
 
 def model_rdms():
