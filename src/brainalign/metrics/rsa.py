@@ -343,19 +343,20 @@ class _WeightedRanks:
         self.tied = len(self.starts) < len(vector)
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
-        """Centred ranks (P, B) in the vector's own order, from stimulus ``counts`` (n, B)."""
-        ws = counts[self.first] * counts[self.second]
-        before = np.cumsum(ws, axis=0)
-        before -= ws
+        """Centred ranks (B, P) in the vector's own order, from stimulus ``counts`` (B, n)."""
+        ws = counts[:, self.first] * counts[:, self.second]
+        ranked = np.cumsum(ws, axis=1)
+        ranked -= ws
         if self.tied:
-            group = before[self.starts] + (np.add.reduceat(ws, self.starts, axis=0) + 1) / 2
-            ranked = np.repeat(group, self.sizes, axis=0)
+            group = ranked[:, self.starts] + (np.add.reduceat(ws, self.starts, axis=1) + 1) / 2
+            ranked = np.repeat(group, self.sizes, axis=1)
         else:
-            ranked = before
-            ranked += (ws + 1) / 2
-        ranked -= (ws.sum(0) + 1) / 2
+            ws += 1
+            ws /= 2
+            ranked += ws
+        ranked -= (counts.sum(1, keepdims=True) ** 2 - (counts ** 2).sum(1, keepdims=True)) / 4 + 0.5
         out = np.empty_like(ranked)
-        out[self.order] = ranked
+        out[:, self.order] = ranked
         return out
 
 
@@ -365,7 +366,7 @@ def _chunks(n_total: int, size: int):
 
 
 def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: str,
-                      pattern_idx: np.ndarray, *, max_bytes: float = 6e8, progress=None,
+                      pattern_idx: np.ndarray, *, max_bytes: float = 3e8, progress=None,
                       reduce=None) -> np.ndarray:
     """Comparisons of every model RDM with every brain RDM on stimulus resamples.
 
@@ -403,22 +404,21 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
     if method == "spearman":
         model_ranks = [_WeightedRanks(v, n) for v in model_rdms]
         brain_ranks = [_WeightedRanks(v, n) for v in brain_rdms]
-    chunk = max(1, int(max_bytes // (8 * n_pairs * (n_brains + 4))))
+    per_sample = 8 * n_pairs * (3 * (n_models + n_brains) if method == "spearman" else n_brains + 4)
+    chunk = max(1, int(max_bytes // per_sample))
     for part in _chunks(len(index), chunk):
         rows = index[part]
         counts = stimulus_counts(pattern_idx[rows], n)
         w = counts[iu[0]] * counts[iu[1]]  # (P, b)
         if method == "spearman":
-            wb = np.stack([r(counts) for r in brain_ranks])  # (S, P, b) centred ranks
-            nb = np.einsum("spb,spb,pb->bs", wb, wb, w, optimize=True)
-            wb *= w
-            num = np.empty((len(rows), n_models, n_brains))
-            na = np.empty((len(rows), n_models))
-            for li, ranks in enumerate(model_ranks):
-                rm = ranks(counts)
-                num[:, li] = np.einsum("pb,spb->bs", rm, wb, optimize=True)
-                rm *= rm
-                na[:, li] = np.einsum("pb,pb->b", rm, w, optimize=True)
+            counts_t, w_t = np.ascontiguousarray(counts.T), np.ascontiguousarray(w.T)
+            m = np.stack([r(counts_t) for r in model_ranks], axis=1)  # (b, L, P) centred ranks
+            b = np.stack([r(counts_t) for r in brain_ranks], axis=1)  # (b, S, P)
+            nb = np.matmul(b * b, w_t[:, :, None])[..., 0]
+            b *= w_t[:, None, :]
+            num = np.matmul(m, b.transpose(0, 2, 1))
+            m *= m
+            na = np.matmul(m, w_t[:, :, None])[..., 0]
             out[rows] = reduce(num / np.sqrt(na[:, :, None] * nb[:, None, :]), rows)
         else:
             a, b = model_rdms, brain_rdms
