@@ -34,7 +34,8 @@ def _rdms(seed, n_stimuli, n_layers=3, n_subjects=4):
     """Layer and subject RDMs with shared structure; layer 0 is categorical (tied)."""
     rng = np.random.default_rng(seed)
     shared = rng.standard_normal((n_stimuli, 30))
-    model = rsa.rdm(shared + rng.standard_normal((n_layers, n_stimuli, 30)) * np.linspace(0.5, 2, n_layers)[:, None, None])
+    noise = np.linspace(0.5, 2, n_layers)[:, None, None]
+    model = rsa.rdm(shared + noise * rng.standard_normal((n_layers, n_stimuli, 30)))
     category = np.arange(n_stimuli) % 3 if n_stimuli > 4 else np.arange(n_stimuli) % 2
     iu = np.triu_indices(n_stimuli, k=1)
     model[0] = (category[iu[0]] != category[iu[1]]).astype(float)
@@ -105,7 +106,7 @@ def test_resamples_with_fewer_than_three_stimuli_are_nan(method):
     model, brain = _rdms(3, 10)
     pattern_idx = np.array([[0, 1, 0, 1, 1, 0, 0, 1, 1, 1],      # 2 distinct stimuli: NaN
                             [4, 4, 4, 4, 4, 4, 4, 4, 4, 4],      # 1: NaN
-                            [0, 1, 3, 0, 1, 3, 0, 1, 3, 3],      # 3 (not all of one category pattern): a value
+                            [0, 1, 3, 0, 1, 3, 0, 1, 3, 3],      # 3 (two categories: model 0 varies): a value
                             [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]])     # a permutation: the plain comparison
     per_subject = rsa.bootstrap_compare(model, brain, method, pattern_idx)
     assert per_subject.shape == (4, 3, 4)
@@ -135,8 +136,9 @@ def test_permutation_p_values_are_uniform_under_the_null(method):
         observed = rsa.compare(models[i:i + 1], brains[i:i + 1], method)
         null = rsa.permutation_null(models[i:i + 1], brains[i:i + 1], n_stimuli, method, n_perm, rng)
         p[i] = stats.p_from_null(observed, null)[0, 0]
-    grid = np.arange(1, n_perm + 2) / (n_perm + 1)
-    assert np.isin(np.round(p * (n_perm + 1)), np.arange(1, n_perm + 2)).all() and p.min() >= grid[0]
+    hits = p * (n_perm + 1)  # 1 + #null >= observed
+    np.testing.assert_allclose(hits, np.round(hits), rtol=0, atol=1e-9)
+    assert hits.min() >= 1 and hits.max() <= n_perm + 1
     randomised = p - rng.uniform(0, 1 / (n_perm + 1), size=n_sims)
     ks = kstest(randomised, "uniform")
     assert ks.pvalue > 0.01, f"{method}: KS p = {ks.pvalue:.3g} (statistic {ks.statistic:.3f})"
@@ -172,16 +174,18 @@ def test_subject_bootstrap_ci_covers_the_population_mean(method):
     comparison with the model and the CI the 95% percentile interval of
     ``bootstrap_evaluations`` with ``rdm_idx`` (subjects resampled). The planted value
     is the population mean of the per-subject comparison (Monte Carlo over 20,000
-    independent subjects: its error, about 0.001, is < 3% of the CI half-width).
+    independent subjects: its error, about 0.001, is < 4% of the CI half-width).
 
-    The percentile bootstrap of a mean is slightly narrow in small samples (its SD
-    uses divisor S and normal rather than t quantiles): for roughly normal scores its
-    coverage is about P(|t_{S-1}| <= 1.96 sqrt((S-1)/S)), 0.929 at S = 20, 0.936 at
-    S = 30 and 0.942 at S = 50 (measured here: 0.92, 0.94, 0.95 over 2,000
-    experiments). S = 50 keeps that known small-sample shortfall inside the
-    tolerance, 0.95 +- 3 binomial SE.
+    The percentile bootstrap of a mean is narrow in small samples (its spread uses
+    divisor S, and normal rather than t quantiles): for roughly normal scores its
+    coverage is about P(|t_{S-1}| <= 1.96 sqrt((S-1)/S)), 0.929 at S = 20, 0.942 at
+    S = 50 and 0.946 at S = 100. Measured with this population (Spearman, 800
+    experiments per seed): 0.92 at S = 20, 0.94 at S = 30, 0.940 at S = 50 (6 seeds;
+    the t interval on the same experiments: 0.948, the normal interval with divisor
+    S: 0.939) and 0.942 at S = 100 (6 seeds). S = 100 and 500 experiments keep that
+    known shortfall about 2 binomial SE inside the tolerance, 0.95 +- 3 SE.
     """
-    n_subjects, n_sims, n_boot, confidence = 50, 800, 1000, 0.95
+    n_subjects, n_sims, n_boot, confidence = 100, 500, 1000, 0.95
     model, subjects = _subject_population(1)
     rng = np.random.default_rng(77)
     population = np.concatenate([rsa.compare(model, subjects(5000, rng), method)[0] for _ in range(4)])
