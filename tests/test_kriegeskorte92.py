@@ -30,6 +30,7 @@ def k92_run(tmp_path_factory):
     config["metrics"]["rsa"].update(n_permutations=N_PERM, n_bootstrap=N_BOOT)
     (workdir / "k92.yaml").write_text(yaml.safe_dump(config))
     run_snakemake(workdir, "--profile", "profiles/local", "--configfile", "k92.yaml", check=True)
+    run_snakemake(workdir, "--configfile", "k92.yaml", "--report", "results/report.html", check=True)
     return workdir
 
 
@@ -107,3 +108,5 @@ def test_figures_and_categories(k92_run):
         for ext in ("png", "svg"):
             path = k92_run / f"results/figures/human_it/models92/{name}.{ext}"
             assert path.stat().st_size > 5000, path
+    report = (k92_run / "results/report.html").read_text(errors="replace")
+    assert "rsa_rdms.png" in report and "rsa_mds.png" in report

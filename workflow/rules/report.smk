@@ -84,17 +84,39 @@ rule plot_rsa_rdms:
         "results/scores/{dataset}/{model}/rsa.nc",
     output:
         report(
-            "results/figures/{dataset}/{model}/rsa_{figure}.png",
-            caption="../report/rsa_{figure}.rst",
+            "results/figures/{dataset}/{model}/rsa_rdms.png",
+            caption="../report/rsa_rdms.rst",
             category="rsa",
             subcategory="{dataset}",
-            labels={"model": "{model}", "dataset": "{dataset}", "figure": "{figure}"},
+            labels={"model": "{model}", "dataset": "{dataset}", "figure": "RDM panels"},
         ),
-        "results/figures/{dataset}/{model}/rsa_{figure}.svg",
+        "results/figures/{dataset}/{model}/rsa_rdms.svg",
     params:
-        figure=lambda wildcards: wildcards.figure,
+        figure="rdms",
     log:
-        "results/logs/figures/{dataset}/{model}/rsa_{figure}.log",
+        "results/logs/figures/{dataset}/{model}/rsa_rdms.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot.py"
+
+
+rule plot_rsa_mds:
+    input:
+        "results/scores/{dataset}/{model}/rsa.nc",
+    output:
+        report(
+            "results/figures/{dataset}/{model}/rsa_mds.png",
+            caption="../report/rsa_mds.rst",
+            category="rsa",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "dataset": "{dataset}", "figure": "RDM MDS"},
+        ),
+        "results/figures/{dataset}/{model}/rsa_mds.svg",
+    params:
+        figure="mds",
+    log:
+        "results/logs/figures/{dataset}/{model}/rsa_mds.log",
     conda:
         "../../envs/analysis.yaml"
     script:
