@@ -226,3 +226,28 @@ def test_noise_ceiling_needs_two_subjects():
     brain = _subject_rdms(52, n_subjects=1)
     low, high = rsa.noise_ceiling(brain, "spearman")
     assert np.isnan(low) and np.isnan(high)
+
+
+def test_tau_a_without_scipys_private_kernel_gives_the_same_numbers(monkeypatch):
+    """tau-a falls back to scipy's public tau-b, rescaled, if ``_kendall_dis`` disappears."""
+    import scipy.stats._stats as private
+    from rsatoolbox.rdm import RDMs
+    from rsatoolbox.rdm import compare as rsatoolbox_compare
+
+    rng = np.random.default_rng(5)
+    a = rsa.rdm(rng.standard_normal((3, 14, 8)))
+    a[0] = np.round(a[0], 1)  # ties
+    b = rsa.rdm(rng.standard_normal((2, 14, 8)))
+    fast = rsa.tau_a(a, b)
+    monkeypatch.delattr(private, "_kendall_dis")
+    slow = rsa.tau_a(a, b)
+    np.testing.assert_allclose(slow, fast, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(slow, rsatoolbox_compare(RDMs(a), RDMs(b), method="tau-a"), rtol=0, atol=1e-12)
+
+
+def test_resample_counts_match_a_loop():
+    from brainalign.metrics.stats import resample_counts
+
+    idx = np.random.default_rng(0).integers(0, 7, size=(5, 9))
+    expected = np.stack([np.bincount(row, minlength=7) for row in idx])
+    np.testing.assert_array_equal(resample_counts(idx, 7), expected)

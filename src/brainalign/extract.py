@@ -43,8 +43,9 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
 def extract_file(stimuli_path, name: str, spec: dict, out_path, *, seed: int | None = None):
     """File-level entry point used by the ``extract`` rule. Models given as
     precomputed RDMs (kinds ``rdm_mat``, ``rdm_npy``) have their RDMs written instead."""
+    from .config import RDM_KINDS
     from .io import read_netcdf
-    from .models.rdms import RDM_KINDS, write_model_rdms
+    from .models.rdms import write_model_rdms
 
     stimuli = read_netcdf(stimuli_path)
     if spec["kind"] in RDM_KINDS:

@@ -165,7 +165,7 @@ def _bootstrap(models, brain: BrainRDMs, values, method, mode, n_boot, n_stim, r
     if mode in ("subjects", "both"):
         n_sub = brain.shape[0]
         rdm_idx = rng.integers(0, n_sub, size=(n_boot, n_sub))
-        counts = np.stack([np.bincount(row, minlength=n_sub) for row in rdm_idx]).astype(np.float64)
+        counts = stats.resample_counts(rdm_idx, n_sub)
     if pattern_idx is None:
         return brain.subject_mean(np.broadcast_to(values, (n_boot,) + values.shape), counts)
 

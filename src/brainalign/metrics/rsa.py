@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 from scipy.stats import rankdata
 
-from .stats import permutations
+from .stats import permutations, resample_counts
 
 RDM_METHODS = ("correlation", "euclidean", "cosine")
 CV_RDM_METHODS = ("euclidean_cv", "crossnobis")
@@ -175,9 +175,15 @@ def tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Concordant minus discordant pairs over all P(P-1)/2 pairs (ties count zero).
     Each pair of vectors costs one O(P log P) sort and scipy's merge-sort count
-    of discordant pairs (the kernel of ``scipy.stats.kendalltau``); the dense
-    ranks of every vector are computed once.
+    of discordant pairs (the kernel of ``scipy.stats.kendalltau``, private in
+    scipy); the dense ranks of every vector are computed once. Without that
+    kernel, scipy's public tau-b rescaled by its tie-corrected denominator is
+    the same number.
     """
+    try:
+        from scipy.stats._stats import _kendall_dis
+    except ImportError:
+        _kendall_dis = None
     a, b = np.atleast_2d(a).astype(np.float64), np.atleast_2d(b).astype(np.float64)
     n_pairs = a.shape[-1]
     total = n_pairs * (n_pairs - 1) // 2
@@ -186,48 +192,20 @@ def tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros((a.shape[0], b.shape[0]))
     for i, (ra, ties_a) in enumerate(ranks_a):
         for j, (rb, ties_b) in enumerate(ranks_b):
+            if _kendall_dis is None:
+                from scipy.stats import kendalltau
+
+                scale = np.sqrt((total - ties_a) * (total - ties_b))
+                out[i, j] = kendalltau(ra, rb, variant="b").statistic * scale / total if scale else 0.0
+                continue
             key = ra.astype(np.int64) * (n_pairs + 1) + rb
             order = np.argsort(key, kind="stable")
             key = key[order]
-            dis = _discordant(ra[order], rb[order])
+            dis = int(_kendall_dis(ra[order], rb[order]))
             runs = np.diff(np.flatnonzero(np.r_[True, key[1:] != key[:-1], True]))
             joint = int((runs * (runs - 1) // 2).sum())
             out[i, j] = (total - ties_a - ties_b + joint - 2 * dis) / total
     return out
-
-
-def _discordant(x_sorted: np.ndarray, y: np.ndarray) -> int:
-    """Discordant pairs of dense ranks ``y`` ordered by ``x_sorted`` (then by ``y``),
-    by scipy's merge sort (private in scipy; an O(P log P) Fenwick count otherwise)."""
-    try:
-        from scipy.stats._stats import _kendall_dis
-    except ImportError:
-        _kendall_dis = None
-    if _kendall_dis is not None:
-        return int(_kendall_dis(x_sorted, y))
-    # Count pairs p < q with x_p < x_q and y_p > y_q: for each q, earlier items with larger y,
-    # minus those tied in x (which come first within a tie of x, ordered by y).
-    tree = np.zeros(int(y.max()) + 1, dtype=np.int64)
-    dis, start = 0, 0
-    for q in range(len(y)):
-        if q and x_sorted[q] != x_sorted[q - 1]:
-            for p in range(start, q):  # add the finished x-tie group
-                i = int(y[p])
-                while i < len(tree):
-                    tree[i] += 1
-                    i += i & -i
-            start = q
-        i, below = int(y[q]), 0
-        while i > 0:
-            below += tree[i]
-            i -= i & -i
-        dis += start - below
-    return dis
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman's rho between RDM vectors: ``a`` (A, P), ``b`` (B, P) -> (A, B)."""
-    return compare(a, b, "spearman")
 
 
 def compare(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
@@ -308,8 +286,7 @@ def permutation_null(model_rdms: np.ndarray, brain_rdms: np.ndarray, n_stimuli: 
 
 def stimulus_counts(pattern_idx: np.ndarray, n: int) -> np.ndarray:
     """How often each stimulus is drawn in each resample: (n, B)."""
-    return np.stack([np.bincount(row, minlength=n) for row in np.atleast_2d(pattern_idx)], axis=1
-                    ).astype(np.float64)
+    return resample_counts(pattern_idx, n).T
 
 
 def pair_weights(pattern_idx: np.ndarray, n: int) -> np.ndarray:
@@ -392,7 +369,7 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
     n_models, n_brains = model_rdms.shape[0], brain_rdms.shape[0]
     reduce = reduce or (lambda block, rows: block)
     out = np.full((n_boot,) + np.shape(reduce(np.zeros((1, n_models, n_brains)), np.zeros(1, int)))[1:], np.nan)
-    index = np.flatnonzero([len(np.unique(row)) >= 3 for row in pattern_idx])
+    index = np.flatnonzero((resample_counts(pattern_idx, n) > 0).sum(1) >= 3)
     if method not in WEIGHTED:
         for k in index:
             out[k] = reduce(_resampled_compare(model_rdms, brain_rdms, pattern_idx[k], n, method)[None],
@@ -469,7 +446,7 @@ def subject_resample_mean(per_subject: np.ndarray, rdm_idx: np.ndarray | None) -
     if rdm_idx is None:
         return per_subject.mean(-1)
     rdm_idx = np.atleast_2d(rdm_idx)
-    counts = np.stack([np.bincount(row, minlength=per_subject.shape[-1]) for row in rdm_idx]).astype(np.float64)
+    counts = resample_counts(rdm_idx, per_subject.shape[-1])
     weights = counts / counts.sum(1, keepdims=True)
     if per_subject.ndim == 3:
         return np.einsum("bls,bs->bl", per_subject, weights)

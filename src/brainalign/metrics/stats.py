@@ -19,6 +19,14 @@ def bootstrap_indices(n: int, n_bootstrap: int, rng: np.random.Generator) -> np.
     return rng.integers(0, n, size=(n_bootstrap, n))
 
 
+def resample_counts(indices: np.ndarray, n: int) -> np.ndarray:
+    """How often each of ``n`` items is drawn in each resample: (B, n) from indices (B, k)."""
+    indices = np.atleast_2d(indices)
+    offsets = n * np.arange(len(indices))[:, None]
+    return np.bincount((indices + offsets).ravel(), minlength=len(indices) * n).reshape(len(indices), n
+                                                                                       ).astype(np.float64)
+
+
 def p_from_null(observed: np.ndarray, null: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
     """One-sided permutation p value (1 + #{null at least as extreme}) / (1 + n); NaN without a null."""
     if null.shape[0] == 0:

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..config import RDM_KINDS  # noqa: F401  (re-exported for extract)
 from ..io import provenance, read_netcdf, write_netcdf
 from ..rdm_files import RDMFileError, load_spec_rdms, select_entries
 
