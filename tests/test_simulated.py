@@ -13,7 +13,7 @@ import pytest
 from brainalign import io
 from brainalign.datasets import check_brain, load_dataset
 from brainalign.datasets.contract import BrainDataError
-from brainalign.datasets.simulated import DEFAULT_RADIUS_MM, planted_signal
+from brainalign.datasets.simulated import GRID_MM, planted_signal
 from brainalign.metrics.cka import linear_cka
 from brainalign.stimuli import StimulusError, load_stimulus_table
 
@@ -78,12 +78,16 @@ def test_subject_and_roi_coords(brain):
     for s in ("sub-01", "sub-02", "sub-03"):
         mine = roi[subject == s]
         assert mine.tolist() == ["early"] * 40 + ["late"] * 30 + ["noise"] * 20
-    # voxel coordinates scatter within the ROI's radius around its configured centre
+    # voxels are the grid points nearest the ROI's configured centre (a voxelised sphere)
     xyz = np.stack([brain[c].values for c in "xyz"], axis=1)
     for name, spec in SPEC["rois"].items():
-        offsets = xyz[roi == name] - np.asarray(spec["center"])
-        assert np.abs(offsets).max() <= DEFAULT_RADIUS_MM
-        assert np.abs(offsets).max() > DEFAULT_RADIUS_MM / 2  # scattered, not all at the centre
+        for s in ("sub-01", "sub-02", "sub-03"):
+            mine = xyz[(roi == name) & (subject == s)]
+            np.testing.assert_array_equal(mine % GRID_MM, 0)  # on the 2 mm MNI grid
+            assert len(np.unique(mine, axis=0)) == len(mine)  # one neuroid per voxel
+            dist = np.linalg.norm(mine - np.asarray(spec["center"]), axis=1)
+            # a ball: n voxels of 8 mm^3 fill a sphere of radius (3 n 8 / 4 pi)^(1/3), plus one voxel
+            assert dist.max() <= (3 * len(mine) * GRID_MM ** 3 / (4 * np.pi)) ** (1 / 3) + GRID_MM * np.sqrt(3)
     assert brain["x"].attrs == {"units": "mm", "space": "MNI152"}
 
 

@@ -485,6 +485,23 @@ def plot_time_curves(scores: xr.Dataset, paths, title: str | None = None):
     return fig
 
 
+def plot_encoding_glass_brain(data: xr.Dataset, paths, threshold: float = 0.1):
+    """Best layer per voxel on a glass brain, one row per subject (encoding scores)."""
+    from .brainmaps import plot_best_layer_glass_brain
+
+    subjects = list(dict.fromkeys(data["target_subject"].values.astype(str)))
+    fig = plt.figure(figsize=(9.0, 3.4 * len(subjects)))
+    target_r = data["target_r"].rename(None)
+    target_r = target_r.assign_coords(subject=("neuroid", data["target_subject"].values))
+    for k, subject in enumerate(subjects):
+        ax = fig.add_subplot(len(subjects), 1, k + 1)
+        plot_best_layer_glass_brain(
+            target_r, subject=subject, axes=ax, threshold=threshold,
+            title=f"{data.attrs.get('model', '')} best layer, {subject} (held-out r > {threshold:g})")
+    _save(fig, paths)
+    return fig
+
+
 # --------------------------------------------------------------------------- dispatch
 # figure name -> (variables, dimensions) a file must have for it
 FIGURE_NEEDS = {
@@ -493,6 +510,7 @@ FIGURE_NEEDS = {
     "rdms": (("brain_rdm", "best_rdm"), ()),
     "mds": (("rdm_distance", "rdm_label"), ()),
     "time": (("score_mean",), ("time",)),
+    "glass_brain": (("target_r", "x", "y", "z"), ()),
 }
 FIGURES = ("auto", *FIGURE_NEEDS)
 
@@ -523,7 +541,8 @@ def plot_file(path, out_paths, figure: str = "auto"):
         (model-similarity files);
       - ``"rdms"``: brain RDM next to the best layer's RDM, per ROI (RSA scores);
       - ``"mds"``: second-order MDS of layer and brain RDMs (RSA scores);
-      - ``"time"``: score over time per layer (time-resolved scores).
+      - ``"time"``: score over time per layer (time-resolved scores);
+      - ``"glass_brain"``: best layer per voxel on a glass brain (encoding scores).
 
     Raises ValueError naming the file and the missing variable when the file cannot give
     the requested figure. Returns the matplotlib Figure."""
@@ -543,5 +562,5 @@ def plot_file(path, out_paths, figure: str = "auto"):
         return plot_layer_curves(data, out_paths)
     _require(data, figure, source=path)
     draw = {"heatmap": plot_model_similarity, "depth": plot_depth_correspondence, "rdms": plot_rdm_panels,
-            "mds": plot_rdm_mds, "time": plot_time_curves}[figure]
+            "mds": plot_rdm_mds, "time": plot_time_curves, "glass_brain": plot_encoding_glass_brain}[figure]
     return draw(data, out_paths)

@@ -22,7 +22,21 @@ import xarray as xr
 from ..io import array_checksum, read_activations
 from ..stimuli import align_to
 
-DEFAULT_RADIUS_MM = 6.0
+
+
+GRID_MM = 2.0
+
+
+def grid_sphere(centre, n: int, spacing: float = GRID_MM) -> np.ndarray:
+    """The ``n`` points of the MNI-aligned grid (multiples of ``spacing`` mm)
+    nearest to ``centre``: a voxelised sphere, so maps can be written as NIfTI."""
+    reach = int(np.ceil((3 * n / (4 * np.pi)) ** (1 / 3))) + 2
+    base = np.round(np.asarray(centre) / spacing)
+    steps = np.arange(-reach, reach + 1)
+    grid = (np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3) + base) * spacing
+    dist = np.linalg.norm(grid - centre, axis=1)
+    order = np.lexsort((grid[:, 2], grid[:, 1], grid[:, 0], np.round(dist, 9)))
+    return grid[order[:n]]
 
 
 def _centre(i: int, spec: dict) -> np.ndarray:
@@ -103,8 +117,8 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, activations: dict | None = 
                 blocks.append(signal[:, :, None, None] * profile + noise)
             subj += [f"sub-{s + 1:02d}"] * v
             roi_of += [roi] * v
-            offsets = rng.uniform(-1, 1, size=(v, 3)) * DEFAULT_RADIUS_MM
-            xyz.append(_centre(i, rspec) + offsets)
+            rng.uniform(-1, 1, size=(v, 3))  # kept so the signals and noise of earlier versions are unchanged
+            xyz.append(grid_sphere(_centre(i, rspec), v))
     values = np.concatenate(blocks, axis=1)
     xyz = np.concatenate(xyz)
     dims = ("stimulus", "neuroid", "repetition") + (("time",) if times is not None else ())
