@@ -27,10 +27,9 @@ import functools
 import gzip
 import json
 import math
-import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -70,7 +69,8 @@ class VoxelGrid(NamedTuple):
 # --------------------------------------------------------------------------- grids
 def infer_resolution(x, y, z) -> int:
     """The grid spacing in mm of coordinates: the smallest nonzero difference between unique
-    coordinate values along any axis, rounded to whole mm (nilearn's MNI152 templates
+    coordinate values along any axis (differences under 0.01 mm count as equal values),
+    rounded to whole mm (nilearn's MNI152 templates
     exist at integer resolutions only). Falls back to :data:`DEFAULT_RESOLUTION` when there
     is no nonzero difference (a single voxel, or one per axis value).
 
@@ -84,7 +84,7 @@ def infer_resolution(x, y, z) -> int:
         if not np.all(np.isfinite(u)):
             raise ValueError(f"coordinate {name} has non-finite values; every neuroid needs an x, y, z in mm")
         d = np.diff(u)
-        d = d[d > 1e-6]
+        d = d[d > 0.01]  # below that: float noise around one voxel centre, not a spacing
         if d.size:
             diffs.append(d.min())
     if not diffs:
@@ -167,8 +167,9 @@ def voxel_grid(x, y, z, affine=None, resolution: int | None = None, shape=None) 
         raise ValueError(
             f"{int(off.sum())} of {len(xyz)} coordinates are off {grid_name} (more than {GRID_TOLERANCE:g} voxel "
             f"from a voxel centre), e.g. ({xyz[k, 0]:g}, {xyz[k, 1]:g}, {xyz[k, 2]:g}) mm falls at voxel "
-            f"({fractional[k, 0]:.3f}, {fractional[k, 1]:.3f}, {fractional[k, 2]:.3f}); grid affine "
-            f"{np.array2string(aff, separator=', ').replace(chr(10), '')}. Pass the dataset's own affine "
+            f"({fractional[k, 0]:.3f}, {fractional[k, 1]:.3f}, {fractional[k, 2]:.3f}); grid: voxel size "
+            f"{_fmt(np.linalg.norm(aff[:3, :3], axis=0))} mm, voxel (0, 0, 0) at {_fmt(aff[:3, 3])} mm. "
+            "Pass the dataset's own affine "
             "(affine=...) or resolution=..., or snap the coordinates to voxel centres first")
     ijk = ijk.astype(np.int64)
     if shape is None:
@@ -184,6 +185,10 @@ def voxel_grid(x, y, z, affine=None, resolution: int | None = None, shape=None) 
             f"e.g. ({xyz[k, 0]:g}, {xyz[k, 1]:g}, {xyz[k, 2]:g}) mm at voxel {tuple(int(v) for v in ijk[k])}; "
             "are the coordinates in mm and in the grid's space?")
     return VoxelGrid(ijk, aff, shape)
+
+
+def _fmt(v) -> str:
+    return "(" + ", ".join(f"{float(a):g}" for a in v) + ")"
 
 
 # --------------------------------------------------------------------------- images
@@ -510,3 +515,17 @@ def plot_best_layer_glass_brain(target_r: xr.DataArray, subject=None, *, value: 
     else:
         fig.suptitle(title, fontsize=10, y=0.97)
     return fig
+
+
+def write_encoding_maps(scores_path, out_dir) -> list[Path]:
+    """File-level entry point of the ``encoding_maps`` rule: NIfTI maps of the
+    per-voxel held-out r of every layer, per subject, from an encoding scores file."""
+    from .io import read_netcdf
+
+    scores = read_netcdf(scores_path)
+    if "target_r" not in scores or not {"x", "y", "z"} <= set(scores.coords):
+        raise ValueError(f"{scores_path}: needs per-target r with voxel coordinates x, y, z "
+                         "(encoding scores of volumetric data)")
+    target_r = scores["target_r"].assign_coords(subject=("neuroid", scores["target_subject"].values))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return write_score_maps(target_r, out_dir, str(scores.attrs.get("model") or "encoding"))

@@ -60,6 +60,10 @@ def all_dataset_similarities():
     return [f"results/dataset_similarity/{a}__{b}.nc" for a, b in dataset_comparison_jobs(config)]
 
 
+# dataset kinds whose neuroids are voxels with x, y, z on a grid: encoding maps are written
+VOLUMETRIC_KINDS = ("simulated",)
+
+
 def all_figures():
     formats = config["report"]["formats"]
     scores = [
@@ -85,4 +89,11 @@ def all_figures():
         for a, b in dataset_comparison_jobs(config)
         for fmt in formats
     ]
-    return scores + similarity + datasets
+    volumetric = [
+        (d, m)
+        for d, m, metric in analysis_jobs(config)
+        if metric == "encoding" and config["datasets"][d]["kind"] in VOLUMETRIC_KINDS
+    ]
+    maps = [f"results/maps/{d}/{m}/encoding" for d, m in volumetric]
+    maps += [f"results/figures/{d}/{m}/encoding_glass_brain.{fmt}" for d, m in volumetric for fmt in formats]
+    return scores + similarity + datasets + maps

@@ -15,3 +15,16 @@ rule encoding:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/score.py"
+
+
+rule encoding_maps:
+    input:
+        "results/scores/{dataset}/{model}/encoding.nc",
+    output:
+        directory("results/maps/{dataset}/{model}/encoding"),
+    log:
+        "results/logs/maps/{dataset}/{model}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/maps.py"

@@ -121,3 +121,25 @@ rule plot_rsa_mds:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot.py"
+
+
+rule plot_encoding_glass_brain:
+    input:
+        "results/scores/{dataset}/{model}/encoding.nc",
+    output:
+        report(
+            "results/figures/{dataset}/{model}/encoding_glass_brain.png",
+            caption="../report/encoding_glass_brain.rst",
+            category="encoding",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "dataset": "{dataset}", "figure": "best layer, glass brain"},
+        ),
+        "results/figures/{dataset}/{model}/encoding_glass_brain.svg",
+    params:
+        figure="glass_brain",
+    log:
+        "results/logs/figures/{dataset}/{model}/encoding_glass_brain.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot.py"
