@@ -125,8 +125,8 @@ def test_valid_config_passes_the_same_dry_run(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing-stimulus-file", "model-source-path-missing", "analysis-unknown-model"])
-def test_library_raises_the_same_config_error(case):
-    mutate, expected = BAD_CONFIGS[case]
+def test_library_raises_the_same_config_error(case, cases=BAD_CONFIGS):
+    mutate, expected = cases[case]
     config = copy.deepcopy(DEFAULT)
     mutate(config)
     with pytest.raises(ConfigError) as info:
@@ -339,3 +339,24 @@ def test_conflicting_settings_for_one_job(tmp_path):
          "settings": {"rsa": {"comparison": "spearman"}}}]})
     with pytest.raises(ConfigError, match="analyses.1.settings.*same scores file"):
         load_config(work / "c.yaml", base_dir=work)
+
+
+ENCODING_BAD = {
+    "banded-unknown-model": (_set("banded_encoding", 0, "bands", "early", "model", "gpt9"),
+                             ["config key 'banded_encoding.0.bands.early.model'", "unknown model 'gpt9'"]),
+    "banded-unknown-dataset": (_set("banded_encoding", 0, "dataset", "fmri2024"),
+                               ["config key 'banded_encoding.0.dataset'", "unknown dataset 'fmri2024'"]),
+    "banded-one-band": (_drop("banded_encoding", 0, "bands", "late"),
+                        ["config key 'banded_encoding.0.bands'", "does not have enough properties"]),
+    "encoding-inner-cv": (_set("metrics", "encoding", "inner_folds", "lol"),
+                          ["config key 'metrics.encoding.inner_folds'"]),
+    "encoding-ceiling": (_set("metrics", "encoding", "ceiling", "bogus"),
+                         ["config key 'metrics.encoding.ceiling'", "'bogus' is not one of"]),
+    "encoding-delays": (_set("metrics", "encoding", "delays", []),
+                        ["config key 'metrics.encoding.delays'"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ENCODING_BAD))
+def test_encoding_config_errors_name_the_key(case):
+    test_library_raises_the_same_config_error(case, ENCODING_BAD)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from brainalign.config import analysis_jobs, load_config, model_comparison_jobs
+from brainalign.config import analysis_jobs, banded_jobs, load_config, model_comparison_jobs
 from brainalign.io import PROVENANCE_KEYS, read_activations, read_netcdf
 
 from conftest import ROOT, run_snakemake
@@ -84,7 +84,7 @@ def test_contracts_of_outputs(default_run):
 
 def test_every_netcdf_carries_provenance(default_run):
     files = sorted((default_run / "results").rglob("*.nc"))
-    assert len(files) == 1 + 2 + 1 + len(JOBS) + len(PAIRS) + 1
+    assert len(files) == 1 + 2 + 1 + len(JOBS) + len(PAIRS) + 1 + len(banded_jobs(CONFIG))
     for path in files:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             missing = [k for k in PROVENANCE_KEYS if k not in ds.attrs]
@@ -123,6 +123,43 @@ def test_dataset_similarity_output(default_run):
     assert abs(float(debiased.sel(roi_a="noise", roi_b="noise"))) < 0.05
     for fmt in ("png", "svg"):
         assert (default_run / "results" / "figures" / "dataset_similarity" / f"simulated__simulated.{fmt}").stat().st_size > 10_000
+
+
+def test_encoding_maps_match_scores(default_run):
+    """The NIfTI r maps hold, at each voxel, that voxel's held-out r of every layer."""
+    import nibabel as nib
+
+    results = default_run / "results"
+    for model, n_layers in (("minilm", 7), ("smollm2", 31)):
+        scores = read_netcdf(results / "scores" / "simulated" / model / "encoding.nc")
+        maps = sorted((results / "maps" / "simulated" / model / "encoding").glob("*_r.nii.gz"))
+        assert [p.name for p in maps] == [f"{model}_sub-0{i}_r.nii.gz" for i in (1, 2, 3)]
+        img = nib.load(maps[0])
+        assert img.shape[3] == n_layers
+        mine = scores["target_subject"].values == "sub-01"
+        xyz = np.stack([scores[c].values[mine] for c in "xyz"] + [np.ones(mine.sum())])
+        ijk = np.rint(np.linalg.inv(img.affine) @ xyz)[:3].astype(int)
+        np.testing.assert_allclose(img.get_fdata()[ijk[0], ijk[1], ijk[2], :],
+                                   scores["target_r"].values[:, mine].T, rtol=0, atol=1e-6)
+        assert (results / "figures" / "simulated" / model / "encoding_glass_brain.png").stat().st_size > 10_000
+        # per-target alphas come from the grid; ceilings exist where there are repetitions
+        assert np.isin(scores["target_alpha"].values, CONFIG["metrics"]["encoding"]["alphas"]).all()
+        assert np.isfinite(scores["target_ceiling_r"].values).all()
+
+
+def test_banded_encoding_partitions_the_planted_layers(default_run):
+    """Early ROI (planted from layer 2) is explained uniquely by the layer-2 band, the late ROI
+    (layer 6) by the layer-6 band, and the chosen band weights say the same."""
+    banded = read_netcdf(default_run / "results" / "banded" / "simulated" / "minilm_early_vs_late.nc")
+    unique = banded["roi_unique"]
+    for roi, own, other in (("early", "early", "late"), ("late", "late", "early")):
+        assert (unique.sel(band=own, roi=roi) > unique.sel(band=other, roi=roi)).all()  # every subject
+        assert float(unique.sel(band=own, roi=roi).mean()) > 0.02
+        gamma = banded["gamma"].sel(band=own).values[banded["target_roi"].values == roi]
+        assert np.median(gamma) > 0.6
+    # the partition adds up: joint = unique early + unique late + shared, per target
+    np.testing.assert_allclose(banded["r2_joint"], banded["unique"].sum("band") + banded["shared"], atol=1e-12)
+    assert (default_run / "results" / "figures" / "banded" / "simulated" / "minilm_early_vs_late.png").exists()
 
 
 def test_second_run_has_nothing_to_do(default_run):

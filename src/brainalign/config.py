@@ -179,7 +179,38 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
             merged = {**config.get("metrics", {}).get(metric, {}), **override}
             _check_metric_settings(f"analyses.{i}.settings.{metric}", metric, merged, schema)
     _check_settings_conflicts(config)
+    _check_banded(config)
     return config
+
+
+def _check_banded(config: dict) -> None:
+    names = set()
+    for i, entry in enumerate(config.get("banded_encoding", [])):
+        key = f"banded_encoding.{i}"
+        if entry["name"] in names:
+            raise ConfigError(f"config key '{key}.name': '{entry['name']}' is used twice")
+        names.add(entry["name"])
+        _check_activation_source(f"{key}.dataset", "dataset", entry["dataset"], config["datasets"])
+        for band, spec in entry["bands"].items():
+            _check_activation_source(f"{key}.bands.{band}.model", "model", spec["model"], config["models"])
+
+
+def _check_activation_source(key: str, what: str, name: str, known: dict) -> None:
+    """A banded-encoding dataset or model must exist and not be precomputed RDMs."""
+    if name not in known:
+        raise ConfigError(f"config key '{key}': unknown {what} '{name}' (known: {sorted(known)})")
+    if is_rdm_kind(known[name]):
+        raise ConfigError(f"config key '{key}': '{name}' is given as RDMs; banded encoding needs "
+                          + ("responses" if what == "dataset" else "activations"))
+
+
+def banded_jobs(config: dict) -> list[tuple[str, str]]:
+    """(dataset, name) of every banded-encoding entry."""
+    return [(e["dataset"], e["name"]) for e in config.get("banded_encoding", [])]
+
+
+def banded_entry(config: dict, name: str) -> dict:
+    return next(e for e in config.get("banded_encoding", []) if e["name"] == name)
 
 
 def _check_rdm_file(key: str, entry: dict, base_dir) -> None:

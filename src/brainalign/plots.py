@@ -502,6 +502,32 @@ def plot_encoding_glass_brain(data: xr.Dataset, paths, threshold: float = 0.1):
     return fig
 
 
+def plot_variance_partition(data: xr.Dataset, paths):
+    """Per ROI: each band's unique held-out R^2 and the shared part (subject medians as
+    bars, subjects as dots)."""
+    bands = list(data["band"].values.astype(str))
+    rois = list(data["roi"].values.astype(str))
+    parts = [(f"unique: {b}", data["roi_unique"].sel(band=b).values) for b in bands]
+    parts.append(("shared", data["roi_shared"].values))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(rois), 3.6))
+    width = 0.8 / len(parts)
+    colours = PALETTE
+    for k, (label, values) in enumerate(parts):  # values: (subject, roi)
+        x = np.arange(len(rois)) + (k - (len(parts) - 1) / 2) * width
+        ax.bar(x, np.nanmean(values, axis=0), width, label=label, color=colours[k % len(colours)])
+        for i in range(values.shape[0]):
+            ax.plot(x, values[i], "o", ms=3, color="0.2", zorder=3)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks(np.arange(len(rois)), rois)
+    ax.set_xlabel("ROI")
+    ax.set_ylabel("held-out R² (median over targets)")
+    ax.set_title(f"variance partition: {data.attrs.get('name', '')}")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    _save(fig, paths)
+    return fig
+
+
 # --------------------------------------------------------------------------- dispatch
 # figure name -> (variables, dimensions) a file must have for it
 FIGURE_NEEDS = {
@@ -511,6 +537,7 @@ FIGURE_NEEDS = {
     "mds": (("rdm_distance", "rdm_label"), ()),
     "time": (("score_mean",), ("time",)),
     "glass_brain": (("target_r", "x", "y", "z"), ()),
+    "partition": (("roi_unique", "roi_shared"), ()),
 }
 FIGURES = ("auto", *FIGURE_NEEDS)
 
@@ -542,7 +569,8 @@ def plot_file(path, out_paths, figure: str = "auto"):
       - ``"rdms"``: brain RDM next to the best layer's RDM, per ROI (RSA scores);
       - ``"mds"``: second-order MDS of layer and brain RDMs (RSA scores);
       - ``"time"``: score over time per layer (time-resolved scores);
-      - ``"glass_brain"``: best layer per voxel on a glass brain (encoding scores).
+      - ``"glass_brain"``: best layer per voxel on a glass brain (encoding scores);
+      - ``"partition"``: unique and shared variance per ROI (banded-encoding files).
 
     Raises ValueError naming the file and the missing variable when the file cannot give
     the requested figure. Returns the matplotlib Figure."""
@@ -554,6 +582,8 @@ def plot_file(path, out_paths, figure: str = "auto"):
     if figure == "auto":
         if "similarity" in data:
             figure = "heatmap"
+        elif "roi_unique" in data:
+            figure = "partition"
         elif "score" in data:
             figure = "time" if "time" in data.dims else "layers"
         else:
@@ -562,5 +592,6 @@ def plot_file(path, out_paths, figure: str = "auto"):
         return plot_layer_curves(data, out_paths)
     _require(data, figure, source=path)
     draw = {"heatmap": plot_model_similarity, "depth": plot_depth_correspondence, "rdms": plot_rdm_panels,
-            "mds": plot_rdm_mds, "time": plot_time_curves, "glass_brain": plot_encoding_glass_brain}[figure]
+            "mds": plot_rdm_mds, "time": plot_time_curves, "glass_brain": plot_encoding_glass_brain,
+            "partition": plot_variance_partition}[figure]
     return draw(data, out_paths)

@@ -3,6 +3,8 @@ import os
 # Helpers shared by the rules: which files a config asks for.
 from brainalign.config import (
     analysis_jobs,
+    banded_entry,
+    banded_jobs,
     analysis_settings,
     is_rdm_kind,
     comparison_measures,
@@ -29,6 +31,19 @@ def brain_inputs(wildcards):
     if spec["kind"] == "netcdf" or (is_rdm_kind(spec) and os.path.exists(spec["path"])):
         inputs["source"] = spec["path"]
     return inputs
+
+
+def banded_inputs(wildcards):
+    entry = banded_entry(config, wildcards.name)
+    stimset = stimset_of(entry["dataset"])
+    inputs = {"brain": f"results/brain/{entry['dataset']}.nc"}
+    for band in entry["bands"].values():
+        inputs[f"activations_{band['model']}"] = f"results/activations/{stimset}/{band['model']}.nc"
+    return inputs
+
+
+def all_banded():
+    return [f"results/banded/{d}/{n}.nc" for d, n in banded_jobs(config)]
 
 
 def model_inputs(wildcards):
@@ -96,4 +111,5 @@ def all_figures():
     ]
     maps = [f"results/maps/{d}/{m}/encoding" for d, m in volumetric]
     maps += [f"results/figures/{d}/{m}/encoding_glass_brain.{fmt}" for d, m in volumetric for fmt in formats]
-    return scores + similarity + datasets + maps
+    banded = [f"results/figures/banded/{d}/{n}.{fmt}" for d, n in banded_jobs(config) for fmt in formats]
+    return scores + similarity + datasets + maps + banded

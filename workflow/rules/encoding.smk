@@ -28,3 +28,23 @@ rule encoding_maps:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/maps.py"
+
+
+rule banded_encoding:
+    input:
+        unpack(banded_inputs),
+    output:
+        "results/banded/{dataset}/{name}.nc",
+    params:
+        entry=lambda wildcards: banded_entry(config, wildcards.name),
+        settings=config["metrics"]["encoding"],
+        seed=config["seed"],
+    threads: 2
+    resources:
+        mem_mb=8000,
+    log:
+        "results/logs/banded/{dataset}/{name}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/banded.py"

@@ -143,3 +143,23 @@ rule plot_encoding_glass_brain:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot.py"
+
+
+rule plot_variance_partition:
+    input:
+        "results/banded/{dataset}/{name}.nc",
+    output:
+        report(
+            "results/figures/banded/{dataset}/{name}.png",
+            caption="../report/variance_partition.rst",
+            category="encoding",
+            subcategory="{dataset}",
+            labels={"analysis": "{name}", "dataset": "{dataset}", "figure": "variance partition"},
+        ),
+        "results/figures/banded/{dataset}/{name}.svg",
+    log:
+        "results/logs/figures/banded/{dataset}/{name}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot.py"
