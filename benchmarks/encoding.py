@@ -47,18 +47,24 @@ import threading
 import time
 import warnings
 
-import numpy as np
-import psutil
-import sklearn
-import torch
-from sklearn.linear_model import RidgeCV as SkRidgeCV
-from sklearn.model_selection import KFold
+# On a shared machine, OpenMP threads that spin while waiting for a descheduled sibling make
+# torch's CPU LAPACK calls erratic (one 1600 x 1024 SVD took 0.7 to 25 s with another process
+# busy on one of the 2 cores); passive waiting removes that. It must be set before torch loads,
+# affects brainalign and himalaya alike (both torch), and can be overridden from the shell.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import himalaya
-from brainalign.metrics.ridge import ridge_cv
-from himalaya.backend import set_backend
-from himalaya.kernel_ridge import KernelRidgeCV
-from himalaya.ridge import RidgeCV as HimalayaRidgeCV
+import himalaya  # noqa: E402
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import sklearn  # noqa: E402
+import torch  # noqa: E402
+from himalaya.backend import set_backend  # noqa: E402
+from himalaya.kernel_ridge import KernelRidgeCV  # noqa: E402
+from himalaya.ridge import RidgeCV as HimalayaRidgeCV  # noqa: E402
+from sklearn.linear_model import RidgeCV as SkRidgeCV  # noqa: E402
+from sklearn.model_selection import KFold  # noqa: E402
+
+from brainalign.metrics.ridge import ridge_cv  # noqa: E402
 
 N_TEST = 500
 TOL = 1e-4
@@ -346,10 +352,11 @@ def main():
     parser.add_argument("--alphas", type=int, default=10, help="size of the grid np.logspace(-1, 6, ALPHAS)")
     parser.add_argument("--folds", type=int, default=5, help="K of the K-fold comparison (himalaya)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=1, help="best of this many runs of each library")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="best of this many runs of each library (default 1; --quick: 3)")
     parser.add_argument("--himalaya-batches", type=int, nargs="+", default=None,
                         help="himalaya n_targets_batch (= n_targets_batch_refit) candidates, timed on "
-                             "--himalaya-tune-v targets per p; the fastest is used (default 2000 10000 25000; "
+                             "--himalaya-tune-v targets per p; the fastest is used (default 1000 5000; "
                              "--quick: 500 2000)")
     parser.add_argument("--himalaya-tune-v", type=int, default=None,
                         help="targets used to choose the himalaya batch (default: the largest candidate, "
@@ -368,7 +375,8 @@ def main():
     n_train = args.n or (500 if args.quick else 2000)
     ps = args.p or ([128, 512] if args.quick else [1024, 4096])
     vs = sorted(args.v or ([2000] if args.quick else [20_000, 100_000]))
-    batches = args.himalaya_batches or ([500, 2000] if args.quick else [2000, 10_000, 25_000])
+    batches = args.himalaya_batches or ([500, 2000] if args.quick else [1000, 5000])
+    args.repeats = args.repeats or (3 if args.quick else 1)
     tune_v = min(args.himalaya_tune_v or max(batches), min(vs))
     grid = np.logspace(-1, 6, args.alphas)
     if args.threads:
@@ -379,7 +387,8 @@ def main():
     print("command: python " + " ".join(sys.argv))
     print(f"python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"himalaya {himalaya.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__}; "
-          f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
+          f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     print(f"n_train {n_train}, n_test {N_TEST}, alphas np.logspace(-1, 6, {args.alphas}), {args.folds} folds, "
           f"seed {args.seed}, best of {args.repeats}; {load()} at start\n", flush=True)
 

@@ -9,6 +9,7 @@ metric, its settings, the planted truth of simulated data and provenance.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -218,7 +219,6 @@ def encoding_summary(targets: xr.Dataset, settings: dict):
     n_layers = targets.sizes["layer"]
     out = {k: np.full((n_layers, len(subjects), len(rois)), np.nan) for k in ("score", "score_r2", "score_ceiled")}
     ceiling = np.full((len(subjects), len(rois)), np.nan)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN ceilings
         for i, s in enumerate(subjects):
@@ -236,9 +236,11 @@ def encoding_summary(targets: xr.Dataset, settings: dict):
 
 def across_subject_ci(score: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over subjects and its Student-t confidence interval, per (layer, roi)."""
-    mean = np.nanmean(score, axis=1)
     n = np.sum(np.isfinite(score), axis=1)
-    sd = np.nanstd(score, axis=1, ddof=1) if score.shape[1] > 1 else np.full(mean.shape, np.nan)
+    with warnings.catch_warnings():  # all-NaN or single-subject cells give NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(score, axis=1)
+        sd = np.nanstd(score, axis=1, ddof=1) if score.shape[1] > 1 else np.full(mean.shape, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         half = scipy_stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
     half = np.where(n > 1, half, np.nan)
@@ -408,7 +410,6 @@ def encoding_dataset(layers, brain, settings, seed, confidence) -> xr.Dataset:
     mean, low, high = across_subject_ci(summaries["score"], confidence)
     ceiled_mean, ceiled_low, ceiled_high = across_subject_ci(summaries["score_ceiled"], confidence)
     nan = np.full(mean.shape, np.nan)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         c_low, c_high = np.nanmin(ceiling, axis=0), np.nanmax(ceiling, axis=0)
