@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .io import provenance, read_activations, read_netcdf, write_netcdf
 from .metrics import banded, encoding, ridge
+from .metrics.threads import one_thread_if_small
 from .stimuli import align_to
 
 
@@ -36,8 +37,7 @@ def _fit_predict(xs_train, y_train, xs_test, alphas, gammas, cv, dtype, device):
     if len(xs_train) == 1:
         fit = ridge.ridge_cv(xs_train[0], y_train, alphas, cv, dtype=dtype, device=device)
         return fit.predict(xs_test[0]).cpu().numpy(), fit.alphas, np.ones((1, y_train.shape[1]))
-    x_all = torch.as_tensor(np.concatenate(xs_train, axis=1))
-    with ridge._threads_for(x_all):
+    with one_thread_if_small(len(y_train) * sum(x.shape[1] for x in xs_train), device):
         fit = banded.banded_ridge_cv(xs_train, y_train, alphas, gammas, cv, dtype=dtype, device=device)
         return fit.predict(xs_test).cpu().numpy(), fit.alphas, fit.gammas
 

@@ -20,11 +20,12 @@ torch; ``device`` picks the GPU when there is one (``"auto"``).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .threads import one_thread_if_small
 
 #: bytes of scratch space a target batch may use (predictions of all alphas)
 BATCH_BYTES = 256 * 2**20
@@ -47,24 +48,6 @@ def _batches(n_targets: int, per_target_elements: int, itemsize: int, batch: int
     size = batch or max(1, BATCH_BYTES // max(1, per_target_elements * itemsize))
     for start in range(0, n_targets, size):
         yield slice(start, min(start + size, n_targets))
-
-
-#: below this many x elements (rows x features) a fit runs on one thread: small
-#: SVDs on several BLAS threads are slower, and far slower when cores are shared
-SMALL_PROBLEM = 2_000_000
-
-
-@contextmanager
-def _threads_for(x: torch.Tensor):
-    previous = torch.get_num_threads()
-    small = x.device.type == "cpu" and x.numel() < SMALL_PROBLEM
-    if small:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if small:
-            torch.set_num_threads(previous)
 
 
 def _svd(x: torch.Tensor):
@@ -113,7 +96,7 @@ def ridge(x, y, alpha, *, fit_intercept: bool = True, dtype=torch.float64, devic
     if y.ndim == 1:
         y = y[:, None]
     alphas = torch.broadcast_to(_tensor(alpha, dtype, device), (y.shape[1],)).contiguous()
-    with _threads_for(x):
+    with one_thread_if_small(x.numel(), x.device):
         coef, intercept = _refit(x, y, alphas, fit_intercept, batch)
     return RidgeFit(coef, intercept, alphas.cpu().numpy())
 
@@ -214,7 +197,7 @@ def ridge_cv(x, y, alphas, cv="loo", *, fit_intercept: bool = True, dtype=torch.
     if grid.ndim != 1 or len(grid) == 0 or (grid <= 0).any():
         raise ValueError(f"alphas must be a non-empty list of positive numbers, got {alphas!r}")
     a = torch.as_tensor(grid, dtype=dtype, device=device)
-    with _threads_for(x):
+    with one_thread_if_small(x.numel(), x.device):
         return _ridge_cv(x, y, a, grid, cv, fit_intercept, batch)
 
 

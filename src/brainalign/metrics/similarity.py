@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from brainalign.metrics import rsa as _rsa
+from brainalign.metrics.threads import one_thread_if_small
 
 MEASURES = ("linear_cka", "rbf_cka", "debiased_cka", "procrustes", "angular_procrustes", "mutual_knn", "rsa")
 
@@ -586,9 +587,14 @@ def pairwise(measure, xs, ys, **settings) -> np.ndarray:
     if unknown:
         raise TypeError(f"unknown similarity setting(s) {unknown} (known: {sorted(known)}; "
                         f"'{measure}' uses {sorted(SETTINGS[measure])})")
-    dtype = resolve_dtype(settings.get("dtype"))
-    device = resolve_device(settings.get("device", "auto"))
     xs, ys = _as_list(xs), _as_list(ys)
+    device = resolve_device(settings.get("device", "auto"))
+    with one_thread_if_small(max(int(np.prod(np.shape(v))) for v in [*xs, *ys]), device):
+        return _pairwise(measure, xs, ys, device, settings)
+
+
+def _pairwise(measure, xs, ys, device, settings) -> np.ndarray:
+    dtype = resolve_dtype(settings.get("dtype"))
     n = _n_stimuli(xs, ys)
 
     if measure in ("linear_cka", "debiased_cka"):
