@@ -20,7 +20,6 @@ torch; ``device`` picks the GPU when there is one (``"auto"``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -55,37 +54,79 @@ def _svd(x: torch.Tensor):
     return u, s, vh
 
 
-@dataclass
 class RidgeFit:
-    """A fitted ridge model: primal weights and intercepts per target.
+    """A fitted ridge model with one penalty per target.
 
-    ``coef`` is (feature, target); ``intercept`` (target,); ``alphas`` (target,)
-    the penalty of each target; ``cv_scores`` (alpha, target) the mean validation
-    score of every alpha (negative MSE), or None for a fixed alpha.
+    ``alphas`` (target,) are the penalties; ``cv_scores`` (alpha, target) the mean
+    validation score of every alpha (negative MSE), or None for a fixed alpha.
+    Stored in primal form (``coef`` (feature, target), ``intercept``) when there
+    are at least as many rows as features, else in dual form (centred training
+    rows and one coefficient per row and target), which predicts without forming
+    the (feature, target) weights; ``coef`` then computes them on first use.
     """
 
-    coef: torch.Tensor
-    intercept: torch.Tensor
-    alphas: np.ndarray
-    cv_scores: np.ndarray | None = None
+    def __init__(self, alphas, cv_scores=None, *, coef=None, intercept=None, dual=None, x_train=None,
+                 x_mean=None, y_mean=None):
+        self.alphas, self.cv_scores = alphas, cv_scores
+        self._coef, self._intercept = coef, intercept
+        self._dual, self._x_train, self._x_mean, self._y_mean = dual, x_train, x_mean, y_mean
+
+    @property
+    def coef(self) -> torch.Tensor:
+        if self._coef is None:
+            self._coef = self._x_train.T @ self._dual
+        return self._coef
+
+    @property
+    def intercept(self) -> torch.Tensor:
+        if self._intercept is None:
+            self._intercept = self._y_mean - self._x_mean @ self.coef
+        return self._intercept
 
     def predict(self, x) -> torch.Tensor:
-        x = _tensor(x, self.coef.dtype, self.coef.device)
-        return x @ self.coef + self.intercept
+        if self._dual is None:
+            x = _tensor(x, self._coef.dtype, self._coef.device)
+            return x @ self._coef + self._intercept
+        x = _tensor(x, self._dual.dtype, self._dual.device)
+        return ((x - self._x_mean) @ self._x_train.T) @ self._dual + self._y_mean
+
+
+def _centre(x, y, fit_intercept):
+    x_mean = x.mean(0) if fit_intercept else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
+    y_mean = y.mean(0) if fit_intercept else torch.zeros(y.shape[1], dtype=y.dtype, device=y.device)
+    return x - x_mean, x_mean, y_mean
+
+
+def _kernel_eigh(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvectors and eigenvalues (= squared singular values) of the linear kernel X X'."""
+    lam, u = torch.linalg.eigh(x @ x.T)
+    return u, lam.clamp_min(0)
 
 
 def _refit(x: torch.Tensor, y: torch.Tensor, alphas: torch.Tensor, fit_intercept: bool,
            batch: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights of ridge with a penalty per target: V diag(s / (s^2 + alpha_t)) U' y_t."""
-    x_mean = x.mean(0) if fit_intercept else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-    y_mean = y.mean(0) if fit_intercept else torch.zeros(y.shape[1], dtype=y.dtype, device=y.device)
-    u, s, vh = _svd(x - x_mean)
+    xc, x_mean, y_mean = _centre(x, y, fit_intercept)
+    u, s, vh = _svd(xc)
     coef = torch.empty((x.shape[1], y.shape[1]), dtype=x.dtype, device=x.device)
     for b in _batches(y.shape[1], 2 * len(s) + x.shape[0], y.element_size(), batch):
         uty = u.T @ (y[:, b] - y_mean[b])
         shrink = s[:, None] / (s[:, None] ** 2 + alphas[None, b])
         coef[:, b] = vh.T @ (shrink * uty)
     return coef, y_mean - x_mean @ coef
+
+
+def _fit(x, y, alphas, fit_intercept, batch) -> RidgeFit:
+    """Primal fit for tall x, dual (kernel) fit for wide x: U diag(1 / (lambda + alpha_t)) U' y_t."""
+    if x.shape[1] <= x.shape[0]:
+        coef, intercept = _refit(x, y, alphas, fit_intercept, batch)
+        return RidgeFit(alphas.cpu().numpy(), coef=coef, intercept=intercept)
+    xc, x_mean, y_mean = _centre(x, y, fit_intercept)
+    u, lam = _kernel_eigh(xc)
+    dual = torch.empty_like(y)
+    for b in _batches(y.shape[1], 3 * x.shape[0], y.element_size(), batch):
+        dual[:, b] = u @ ((u.T @ (y[:, b] - y_mean[b])) / (lam[:, None] + alphas[None, b]))
+    return RidgeFit(alphas.cpu().numpy(), dual=dual, x_train=xc, x_mean=x_mean, y_mean=y_mean)
 
 
 def ridge(x, y, alpha, *, fit_intercept: bool = True, dtype=torch.float64, device="auto",
@@ -97,8 +138,7 @@ def ridge(x, y, alpha, *, fit_intercept: bool = True, dtype=torch.float64, devic
         y = y[:, None]
     alphas = torch.broadcast_to(_tensor(alpha, dtype, device), (y.shape[1],)).contiguous()
     with one_thread_if_small(x.numel(), x.device):
-        coef, intercept = _refit(x, y, alphas, fit_intercept, batch)
-    return RidgeFit(coef, intercept, alphas.cpu().numpy())
+        return _fit(x, y, alphas, fit_intercept, batch)
 
 
 def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
@@ -112,10 +152,15 @@ def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
         if fit_intercept:
             mean = x_train.mean(0)
             x_train, x_val = x_train - mean, x_val - mean
-        u, s, vh = _svd(x_train)
-        a = x_val @ vh.T                                            # (val, rank)
-        shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])   # (alpha, rank)
-        n_val, n_train, rank = len(val), len(train), len(s)
+        if x_train.shape[1] > x_train.shape[0]:  # wide: the kernel's eigenvectors, as himalaya's KernelRidgeCV
+            u, lam = _kernel_eigh(x_train)
+            a = (x_val @ x_train.T) @ u                             # (val, train) = X_val V S
+            shrink = 1.0 / (lam[None, :] + alphas[:, None])         # so a * shrink = X_val V S / (S^2 + alpha)
+        else:
+            u, s, vh = _svd(x_train)
+            a = x_val @ vh.T                                        # (val, rank)
+            shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])  # (alpha, rank)
+        n_val, n_train, rank = len(val), len(train), u.shape[1]
         # predictions = (a * shrink) @ U' @ y_train: contract U' y first when rank is small
         through_rank = rank * n_train + n_alphas * n_val * rank < n_alphas * n_val * n_train
         if not through_rank:
@@ -149,16 +194,21 @@ def _loo_scores(x, y, alphas, fit_intercept, batch) -> torch.Tensor:
     n = x.shape[0]
     if fit_intercept:
         x = x - x.mean(0)
-    u, s, _ = _svd(x)
-    keep = s > s.max() * max(x.shape) * torch.finfo(x.dtype).eps
-    u, s = u[:, keep], s[keep]
-    fraction = s[None, :] ** 2 / (s[None, :] ** 2 + alphas[:, None])   # (alpha, rank)
+    if x.shape[1] > x.shape[0]:
+        u, s2 = _kernel_eigh(x)
+        keep = s2 > s2.max() * max(x.shape) * torch.finfo(x.dtype).eps
+    else:
+        u, s, _ = _svd(x)
+        s2 = s ** 2
+        keep = s > s.max() * max(x.shape) * torch.finfo(x.dtype).eps
+    u, s2 = u[:, keep], s2[keep]
+    fraction = s2[None, :] / (s2[None, :] + alphas[:, None])           # (alpha, rank)
     leverage = (u ** 2) @ fraction.T + (1.0 / n if fit_intercept else 0.0)  # (n, alpha)
     weight = (1.0 / (1.0 - leverage)) ** 2
     w_low, w_high = weight.min(0).values.double(), weight.max(0).values.double()
-    slack = 64 * torch.finfo(x.dtype).eps * max(n, len(s))
+    slack = 64 * torch.finfo(x.dtype).eps * max(n, len(s2))
     scores = torch.full((len(alphas), y.shape[1]), float("nan"), dtype=torch.float64, device=x.device)
-    for b in _batches(y.shape[1], 2 * n + len(s), y.element_size(), batch):
+    for b in _batches(y.shape[1], 2 * n + len(s2), y.element_size(), batch):
         y_b = y[:, b]
         if fit_intercept:
             y_b = y_b - y_b.mean(0)
@@ -212,6 +262,6 @@ def _ridge_cv(x, y, a, grid, cv, fit_intercept, batch) -> RidgeFit:
         scores = _kfold_scores(x, y, a, list(cv), fit_intercept, batch)
         tie_break = torch.as_tensor(np.log(grid) * 1e-10, device=device)[:, None]
         best = (scores + tie_break).argmax(0)
-    chosen = a[best]
-    coef, intercept = _refit(x, y, chosen, fit_intercept, batch)
-    return RidgeFit(coef, intercept, grid[best.cpu().numpy()], scores.cpu().numpy())
+    fit = _fit(x, y, a[best], fit_intercept, batch)
+    fit.alphas, fit.cv_scores = grid[best.cpu().numpy()], scores.cpu().numpy()
+    return fit
