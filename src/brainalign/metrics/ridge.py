@@ -195,16 +195,25 @@ def _loo_scores(x, y, alphas, fit_intercept, batch) -> torch.Tensor:
     if fit_intercept:
         x = x - x.mean(0)
     if x.shape[1] > x.shape[0]:
+        # every eigenvector of the kernel but the constant one (the intercept's, unpenalised):
+        # near-null directions must stay, since they carry the leave-one-out leverage
         u, s2 = _kernel_eigh(x)
-        keep = s2 > s2.max() * max(x.shape) * torch.finfo(x.dtype).eps
+        keep = torch.ones(len(s2), dtype=torch.bool, device=x.device)
+        if fit_intercept:
+            keep[(u.sum(0).abs()).argmax()] = False
+        complement = torch.zeros(n, dtype=x.dtype, device=x.device)
     else:
         u, s, _ = _svd(x)
         s2 = s ** 2
         keep = s > s.max() * max(x.shape) * torch.finfo(x.dtype).eps
     u, s2 = u[:, keep], s2[keep]
-    fraction = s2[None, :] / (s2[None, :] + alphas[:, None])           # (alpha, rank)
-    leverage = (u ** 2) @ fraction.T + (1.0 / n if fit_intercept else 0.0)  # (n, alpha)
-    weight = (1.0 / (1.0 - leverage)) ** 2
+    if x.shape[1] <= x.shape[0]:  # rows' leverage outside the column space (not penalised away)
+        complement = (1.0 - (1.0 / n if fit_intercept else 0.0) - (u ** 2).sum(1)).clamp_min(0)
+    gap = alphas[:, None] / (s2[None, :] + alphas[:, None])            # 1 - shrinkage, (alpha, rank)
+    # 1 - leverage = sum_k u_ik^2 alpha / (s_k^2 + alpha) + complement: no cancellation when
+    # the leverage nears 1 (small alphas, wide features), unlike 1 - sum_k u_ik^2 fraction_k
+    one_minus_h = (u ** 2) @ gap.T + complement[:, None]
+    weight = 1.0 / one_minus_h ** 2                                    # (n, alpha)
     w_low, w_high = weight.min(0).values.double(), weight.max(0).values.double()
     slack = 64 * torch.finfo(x.dtype).eps * max(n, len(s2))
     scores = torch.full((len(alphas), y.shape[1]), float("nan"), dtype=torch.float64, device=x.device)
@@ -215,15 +224,18 @@ def _loo_scores(x, y, alphas, fit_intercept, batch) -> torch.Tensor:
         uty = u.T @ y_b
         total = (y_b.double() ** 2).sum(0)
         outside = (total - (uty.double() ** 2).sum(0)).clamp_min(0)    # part of y outside span(U)
-        rss = outside + ((1 - fraction.double())[:, :, None] ** 2 * uty.double()[None] ** 2).sum(1)
+        rss = outside + (gap.double()[:, :, None] ** 2 * uty.double()[None] ** 2).sum(1)
         lower = w_low[:, None] * rss - slack * w_high[:, None] * total
         upper = w_high[:, None] * rss + slack * w_high[:, None] * total
         candidate = lower <= upper.min(0).values                      # (alpha, target)
+        # residual = (y - U U'y) + U diag(alpha / (s^2 + alpha)) U'y: no cancellation at small alphas
+        outside_part = torch.addmm(y_b, u, uty, alpha=-1) if x.shape[1] <= x.shape[0] else None
         for k in range(len(alphas)):
             cols = torch.nonzero(candidate[k]).flatten()
             if len(cols) == 0:
                 continue
-            resid = torch.addmm(y_b[:, cols], u, fraction[k, :, None] * uty[:, cols], alpha=-1)
+            kept = gap[k, :, None] * uty[:, cols]
+            resid = u @ kept if outside_part is None else torch.addmm(outside_part[:, cols], u, kept)
             scores[k, b.start + cols] = -(weight[:, k] @ resid.square_()).double() / n
     return scores
 
