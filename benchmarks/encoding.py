@@ -380,6 +380,8 @@ def main():
     parser.add_argument("--memory-reserve", type=float, default=4,
                         help="GiB of available memory to leave free: scikit-learn, whose memory is extrapolated "
                              "from the previous size, runs on slices of the targets when it would not fit")
+    parser.add_argument("--sklearn-slice-gib", type=float, default=6,
+                        help="and on slices needing at most this many GiB each (the machine is shared)")
     parser.add_argument("--skip-himalaya", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for torch and the BLAS of numpy/scikit-learn (default: their defaults)")
@@ -466,7 +468,7 @@ def main():
                 need = 8 * v * (6 * n_train + 5 * p) / MiB
                 source = "estimated memory"
             room = psutil.virtual_memory().available / MiB - 1024 * args.memory_reserve
-            chunks = max(1, int(np.ceil(need / max(room, 1.0))))
+            chunks = max(1, int(np.ceil(need / max(room, 1.0))), int(np.ceil(need / (1024 * args.sklearn_slice_gib))))
             print(f"  scikit-learn {source} {need / 1024:.1f} GiB; {room / 1024:.1f} GiB to use "
                   f"-> {chunks} target slice(s)", flush=True)
             if args.skip_sklearn_above is not None and v > args.skip_sklearn_above:
