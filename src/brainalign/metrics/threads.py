@@ -17,8 +17,12 @@ SMALL_PROBLEM = 2_000_000
 
 @contextmanager
 def one_thread_if_small(n_elements: int, device=None):
-    """Limit torch to one thread inside the block when the problem is small and on the CPU."""
-    on_cpu = device is None or torch.device(device).type == "cpu"
+    """Limit torch to one thread inside the block when the problem is small and on the CPU
+    (``device``: None, ``"auto"``, or anything ``torch.device`` takes)."""
+    if device in (None, "auto"):
+        on_cpu = not torch.cuda.is_available()
+    else:
+        on_cpu = torch.device(device).type == "cpu"
     small = on_cpu and n_elements < SMALL_PROBLEM
     previous = torch.get_num_threads()
     if small:
