@@ -329,6 +329,24 @@ def compare(label, kind, ours, ref, x, y, n_train, grid, splits, check_limit, se
 
 # ---------------------------------------------------------------- main
 
+def table_row(n, p, v, what, t_o, t_r, m_o, m_r, res) -> str:
+    """One Markdown row of the final table."""
+    if res is None:
+        if t_r is None:
+            return f"| {p} | {v} | {what} | {t_o:.1f} | not run | | {m_o:.0f} | | | | | | |"
+        return (f"| {p} | {v} | {what} | {t_o:.1f} | ≈{t_r:.0f} (extrapolated, not run) | "
+                f"≈{t_r / t_o:.1f}x | {m_o:.0f} | | | | | | |")
+    if res["ok"]:
+        verdict = "yes"
+    else:
+        verdict = (f"no: {res['n_over']} targets > 1e-4, {res['over_flips']} of them alpha flips; "
+                   f"99.9th pct {res['p999']:.0e}")
+    err_o, err_r = res["err64"]
+    return (f"| {p} | {v} | {what} | {t_o:.1f} | {t_r:.1f} | {t_r / t_o:.1f}x | {m_o:.0f} | {m_r:.0f} | "
+            f"{res['max']:.0e} | {res['median']:.0e} | {verdict} | {100 * res['same']:.2f}% | "
+            f"{err_o:.0e} / {err_r:.0e} |")
+
+
 def tune_himalaya(backend, x, y, n_train, alphas, splits, batches, tune_v, repeats):
     """Time himalaya at each target batch size on the first ``tune_v`` targets; return the fastest."""
     y_tune = np.ascontiguousarray(y[:n_train, :tune_v])
@@ -450,6 +468,7 @@ def main():
                 res = compare("ours vs himalaya", "kfold", ours, ref, x, y, n_train, grid, splits,
                               args.check_limit, args.seed)
                 rows.append((n_train, p, v, f"{args.folds}-fold, vs himalaya {solver}", t_o, t_h, m_o, m_h, res))
+                print("  row: " + table_row(*rows[-1]), flush=True)
                 del ref
             del ours
             gc.collect()
@@ -481,6 +500,7 @@ def main():
                 print(f"  scikit-learn skipped ({skip})", flush=True)
                 notes.append(f"p={p}, V={v}: scikit-learn not run ({skip})")
                 rows.append((n_train, p, v, "LOO, vs scikit-learn RidgeCV", t_o, estimate, m_o, None, None))
+                print("  row: " + table_row(*rows[-1]), flush=True)
             else:
                 t_s, m_s, ref = measure(lambda: run_sklearn(x_tr, y_tr, x_te, grid, chunks), args.repeats)
                 sklearn_last = (v, t_s, m_s * chunks)
@@ -494,6 +514,7 @@ def main():
                               args.check_limit, args.seed)
                 what = "LOO, vs scikit-learn RidgeCV" + (f" ({chunks} target slices)" if chunks > 1 else "")
                 rows.append((n_train, p, v, what, t_o, t_s, m_o, m_s, res))
+                print("  row: " + table_row(*rows[-1]), flush=True)
                 del ref
             del ours, x, y, x_tr, y_tr, x_te, y_te
             gc.collect()
@@ -505,23 +526,8 @@ def main():
           "reference peak MiB | max \\|Δr\\| | median \\|Δr\\| | max \\|Δr\\| ≤ 1e-4 | same alpha | "
           "max \\|r − r_f64\\| brainalign / reference |")
     print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
-    for n, p, v, what, t_o, t_r, m_o, m_r, res in rows:
-        if res is None:
-            if t_r is None:
-                print(f"| {p} | {v} | {what} | {t_o:.1f} | not run | | {m_o:.0f} | | | | | | |")
-            else:
-                print(f"| {p} | {v} | {what} | {t_o:.1f} | ≈{t_r:.0f} (extrapolated, not run) | "
-                      f"≈{t_r / t_o:.1f}x | {m_o:.0f} | | | | | | |")
-            continue
-        if res["ok"]:
-            verdict = "yes"
-        else:
-            verdict = (f"no: {res['n_over']} targets > 1e-4, {res['over_flips']} of them alpha flips; "
-                       f"99.9th pct {res['p999']:.0e}")
-        err_o, err_r = res["err64"]
-        print(f"| {p} | {v} | {what} | {t_o:.1f} | {t_r:.1f} | {t_r / t_o:.1f}x | {m_o:.0f} | {m_r:.0f} | "
-              f"{res['max']:.0e} | {res['median']:.0e} | {verdict} | {100 * res['same']:.2f}% | "
-              f"{err_o:.0e} / {err_r:.0e} |")
+    for row in rows:
+        print(table_row(*row))
     print()
     print("Times: fit (alpha selection + refit) plus prediction of the held-out rows, wall clock, best of "
           f"{args.repeats}. Peak MiB: resident memory above the level before the call (inputs excluded), "
