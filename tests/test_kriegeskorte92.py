@@ -110,3 +110,67 @@ def test_figures_and_categories(k92_run):
             assert path.stat().st_size > 5000, path
     report = (k92_run / "results/report.html").read_text(errors="replace")
     assert "rsa_rdms.png" in report and "rsa_mds.png" in report
+
+
+NETWORKS = ("efficientnet_lite0", "mobilenet_v2")
+
+
+@pytest.fixture(scope="module")
+def best_layers(k92_run):
+    """Each network's (and control's) best layer for human IT on the same 1,000 stimulus resamples."""
+    from brainalign import rsa_scores
+    from brainalign.io import read_activations
+
+    brain = rsa_scores.brain_rdms(read_netcdf(k92_run / "results/brain/human_it.nc"))
+    models, depths = {}, {}
+    for name in [n + suffix for n in NETWORKS for suffix in ("", "_untrained")]:
+        layers, _ = read_activations(k92_run / f"results/activations/objects92/{name}.nc")
+        models[name] = rsa_scores.model_rdms(layers, "correlation")
+        depths[name] = [float(layer["depth"]) for layer in layers]
+    result = rsa_scores.best_layer_bootstrap(models, brain, "tau-a", 1000, np.random.default_rng(2008), depths)
+    return result.sel(roi="hIT")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", NETWORKS)
+def test_pretrained_best_layer_beats_untrained_on_human_it(best_layers, k92_run, network):
+    """Trained ImageNet networks match human IT better than the same architecture with
+    random weights (e.g. Khaligh-Razavi & Kriegeskorte 2014; Storrs et al. 2021): the
+    95% paired bootstrap interval of (best trained layer - best untrained layer) is above 0."""
+    diff = best_layers["best_score"].sel(model=network) - best_layers["best_score"].sel(model=network + "_untrained")
+    low, high = np.quantile(diff, [0.025, 0.975])
+    assert low > 0, (network, low, high)
+    # The pipeline's own per-layer scores agree with the bootstrap's observed values.
+    scores = read_netcdf(k92_run / f"results/scores/human_it/{network}/rsa.nc").sel(roi="hIT")
+    assert float(scores["score_mean"].max()) == pytest.approx(
+        float(best_layers["observed_best_score"].sel(model=network)), abs=1e-10)
+    control = read_netcdf(k92_run / f"results/scores/human_it/{network}_untrained/rsa.nc").sel(roi="hIT")
+    assert float(scores["score_mean"].max()) > float(control["score_mean"].max()) + 0.05
+    # The best trained layer reaches at least half of the lower noise ceiling.
+    assert float(scores["score_mean"].max()) > 0.5 * float(scores["ceiling_low"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", NETWORKS)
+def test_best_pretrained_layer_lies_in_the_deeper_half(best_layers, network):
+    """The best layer's relative depth is >= 0.5 on the full data, and in at least 95% of
+    the stimulus resamples (a one-sided 95% bootstrap test against the shallower half)."""
+    depth = best_layers["best_depth"].sel(model=network).values
+    assert float(best_layers["observed_best_depth"].sel(model=network)) >= 0.5
+    assert np.mean(depth >= 0.5) >= 0.95, (network, np.quantile(depth, [0.05, 0.5]))
+
+
+def test_vision_activations_carry_provenance(k92_run):
+    from brainalign.io import read_activations
+
+    layers, attrs = read_activations(k92_run / "results/activations/objects92/efficientnet_lite0.nc")
+    assert [str(layer["layer"].values) for layer in layers] == \
+        ["_bn0"] + [f"_blocks.{i}" for i in range(16)] + ["_bn1", "_fc"]
+    assert [layer.sizes["unit"] for layer in layers] == [4096] * 18 + [1000]
+    assert attrs["untrained"] == 0 and attrs["pooling"] == "random_projection"
+    assert attrs["model_checksum"] == "57934424" + attrs["model_checksum"][8:]  # the file's sha256
+    _, control = read_activations(k92_run / "results/activations/objects92/efficientnet_lite0_untrained.nc")
+    assert control["untrained"] == 1 and control["control_of"] == "efficientnet_lite0"
+    assert control["init_seed"] == 2008 and control["model_checksum"].startswith("state_dict:")
+    figure = k92_run / "results/figures/human_it/efficientnet_lite0_untrained/rsa.png"
+    assert figure.stat().st_size > 5000

@@ -19,6 +19,8 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "co
 PACKAGE_PREFIX = "package:"
 RDM_KINDS = ("rdm_mat", "rdm_npy")  # models and datasets given as precomputed RDMs
 RDM_METRICS = ("rsa",)  # the only metric that works on precomputed RDMs
+VISION_KINDS = ("torch_vision", "hf_vision")
+UNTRAINED_SUFFIX = "_untrained"
 
 
 class ConfigError(ValueError):
@@ -111,6 +113,7 @@ def _check_file(key: str, value: str, base_dir) -> None:
 def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
     """Schema validation plus cross-reference and file checks. Returns ``config``."""
     check_schema(config, schema)
+    add_untrained_controls(config)
     stimuli, models, datasets = config["stimuli"], config["models"], config["datasets"]
 
     for name, entry in stimuli.items():
@@ -119,6 +122,9 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
     for name, entry in models.items():
         if entry["kind"] in RDM_KINDS:
             _check_rdm_file(f"models.{name}", entry, base_dir)
+            continue
+        if entry["kind"] == "torch_vision":
+            _check_torch_vision(f"models.{name}", entry, base_dir)
             continue
         try:
             where, local = resolve_source(entry["source"], base_dir)
@@ -153,6 +159,8 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
             if item not in models:
                 raise ConfigError(f"config key 'model_comparisons.{i}.models': unknown name '{item}' "
                                   f"(known: {sorted(models)})")
+            _check_modality(f"model_comparisons.{i}.models", item, models[item], comparison["stimuli"],
+                            stimuli[comparison["stimuli"]])
             if models[item]["kind"] in RDM_KINDS:
                 raise ConfigError(f"config key 'model_comparisons.{i}.models': model '{item}' is given as RDMs "
                                   f"(kind {models[item]['kind']}); model comparisons need activations")
@@ -175,12 +183,86 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
                         raise ConfigError(f"config key 'analyses.{i}.metrics': {field[:-1]} '{item}' is given as "
                                           f"precomputed RDMs (kind {known[item]['kind']}), which only "
                                           f"{list(RDM_METRICS)} can use; remove {other} or split the analysis")
+        for dataset in analysis["datasets"]:
+            for model in analysis["models"]:
+                _check_modality(f"analyses.{i}.models", model, models[model],
+                                datasets[dataset]["stimuli"], stimuli[datasets[dataset]["stimuli"]])
         for metric, override in analysis.get("settings", {}).items():
             merged = {**config.get("metrics", {}).get(metric, {}), **override}
             _check_metric_settings(f"analyses.{i}.settings.{metric}", metric, merged, schema)
     _check_settings_conflicts(config)
     _check_banded(config)
     return config
+
+
+def add_untrained_controls(config: dict) -> dict:
+    """Give every vision model with weights its untrained control, in place.
+
+    For ``models.X`` with ``untrained_control: true`` (the default), adds
+    ``models.X_untrained``: the same entry with ``untrained: true`` (seeded
+    random initialisation) and ``control_of: X``; and every analysis or model
+    comparison that lists X also lists X_untrained, right after it. Running it
+    twice changes nothing.
+    """
+    models = config["models"]
+    controls = {}
+    for name, entry in list(models.items()):
+        if entry["kind"] not in VISION_KINDS or entry.get("untrained") or not entry.get("untrained_control", True):
+            continue
+        control = name + UNTRAINED_SUFFIX
+        if control in models and models[control].get("control_of") != name:
+            raise ConfigError(f"config key 'models.{control}': this name is reserved for the untrained control "
+                              f"of '{name}'; rename the entry or set 'models.{name}.untrained_control: false'")
+        models[control] = {**copy.deepcopy(entry), "untrained": True, "untrained_control": False,
+                           "control_of": name}
+        models[control].pop("weights", None)
+        controls[name] = control
+    for section in ("analyses", "model_comparisons"):
+        for entry in config.get(section, []):
+            listed = []
+            for model in entry["models"]:
+                listed.append(model)
+                if model in controls and controls[model] not in entry["models"]:
+                    listed.append(controls[model])
+            entry["models"] = listed
+    return config
+
+
+def model_modality(entry: dict) -> str | None:
+    """The stimulus modality a model takes (None for precomputed RDMs)."""
+    if entry["kind"] in RDM_KINDS:
+        return None
+    return "image" if entry["kind"] in VISION_KINDS else "text"
+
+
+def _check_modality(key: str, name: str, entry: dict, stimset: str, stimulus_entry: dict) -> None:
+    wanted, have = model_modality(entry), stimulus_entry.get("modality", "text")
+    if wanted is not None and wanted != have:
+        raise ConfigError(f"config key '{key}': model '{name}' ({entry['kind']}) takes {wanted} stimuli, but "
+                          f"stimulus set '{stimset}' is {have} (stimuli.{stimset}.modality)")
+
+
+def _check_torch_vision(key: str, entry: dict, base_dir) -> None:
+    module = entry["architecture"].partition(":")[0] if ":" in entry["architecture"] else \
+        entry["architecture"].rpartition(".")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(f"config key '{key}.architecture': module '{module}' is not installed")
+    if entry.get("untrained"):
+        return
+    weights = entry.get("weights")
+    if not weights:
+        raise ConfigError(f"config key '{key}.weights': required unless 'untrained: true'")
+    if weights.startswith(PACKAGE_PREFIX):
+        try:
+            resolve_source(weights, base_dir)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config key '{key}.weights': {exc}") from None
+    elif not entry.get("weights_url"):
+        _check_file(f"{key}.weights", weights, base_dir)
 
 
 def _check_banded(config: dict) -> None:

@@ -21,22 +21,25 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
 
     if seed is not None:
         torch.manual_seed(seed)
-    model = load_model(name, spec, base_dir=base_dir)
+    model = load_model(name, spec, base_dir=base_dir, seed=seed or 0)
     modality = set(stimuli["modality"].values.astype(str))
-    if modality != {"text"}:
-        raise ValueError(f"model '{name}' ({spec['kind']}) takes text stimuli, got modality {sorted(modality)}")
+    if modality != {model.modality}:
+        raise ValueError(f"model '{name}' ({spec['kind']}) takes {model.modality} stimuli, but stimulus set "
+                         f"'{stimuli.attrs.get('name', '')}' has modality {sorted(modality)}")
     contents = stimuli["content"].values.astype(str).tolist()
     ids = stimuli["stimulus_id"].values.astype(str)
-    batch_size = int(spec.get("batch_size", 16))
+    batch_size = int(spec.get("batch_size", 32 if model.modality == "image" else 16))
     attrs = {**provenance(spec, seed=seed), **model.attrs,
              "stimulus_set": stimuli.attrs.get("name", ""),
              "stimulus_checksum": stimuli.attrs.get("checksum", "")}
     with ActivationWriter(out_path, ids, model.layer_names, model.widths, layer_indices=model.layer_indices,
                           depths=model.depths, attrs=attrs,
                           dtype="float64" if spec.get("dtype") == "float64" else "float32") as writer:
-        starts = range(0, len(contents), batch_size)
-        for start in tqdm(starts, desc=f"extract {name}", unit="batch", disable=not progress):
-            writer.write(start, model.encode(contents[start:start + batch_size]))
+        with tqdm(total=len(contents), desc=f"extract {name}", unit="stimulus", disable=not progress) as bar:
+            for start in range(0, len(contents), batch_size):
+                batch = contents[start:start + batch_size]
+                writer.write(start, model.encode(batch))
+                bar.update(len(batch))
     return out_path
 
 

@@ -200,3 +200,52 @@ def rdm_figures_data(models: np.ndarray, brain: BrainRDMs, observed: np.ndarray,
         "rdm_label": np.asarray(labels),
         "rdm_kind": np.asarray(["layer"] * len(models) + ["brain"] * len(mean_brain)),
     }
+
+
+def best_layer_bootstrap(models: dict, brain: BrainRDMs, method: str, n_bootstrap: int,
+                         rng: np.random.Generator, depths: dict | None = None) -> xr.Dataset:
+    """Each model's best layer on stimulus bootstrap resamples, the same resamples for every model.
+
+    ``models`` maps a model name to its layer RDM vectors (L, P); ``depths`` maps
+    it to the layers' relative depths (L,). In every resample each model's best
+    layer is chosen anew (the selection is inside the bootstrap), so a
+    percentile interval of ``best_score[a] - best_score[b]`` is a paired test of
+    two models that does not favour either, and ``best_depth`` gives an interval
+    for where in the network the best layer lies.
+
+    Returns a Dataset on (sample, model, roi): ``best_score`` (subject-mean
+    comparison of the best layer), ``best_layer`` (its index) and ``best_depth``;
+    plus ``observed_best_score`` and ``observed_best_depth`` on the full data.
+    Time-resolved brain RDMs are not supported here.
+    """
+    if brain.times is not None:
+        raise ValueError("best_layer_bootstrap takes brain RDMs without a time dimension")
+    names = list(models)
+    stacked = np.concatenate([np.atleast_2d(models[n]) for n in names])
+    sizes = [np.atleast_2d(models[n]).shape[0] for n in names]
+    n_stim = rsa.n_stimuli_of(stacked.shape[1])
+    pattern_idx = rng.integers(0, n_stim, size=(n_bootstrap, n_stim))
+    reduce = lambda block, rows: brain.subject_mean(block)[..., 0]  # noqa: E731  (b, L, roi)
+    with tqdm(total=n_bootstrap, desc=f"best-layer bootstrap ({method})", unit="sample") as bar:
+        boot = rsa.bootstrap_compare(stacked, brain.vectors, rsa.comparison_name(method), pattern_idx,
+                                     reduce=reduce, progress=bar)
+    observed = brain.subject_mean(rsa.compare(stacked, brain.vectors, rsa.comparison_name(method)))[..., 0]
+    edges = np.cumsum([0] + sizes)
+    shape = (n_bootstrap, len(names), len(brain.rois))
+    best_score, best_layer, best_depth = np.full(shape, np.nan), np.zeros(shape, int), np.full(shape, np.nan)
+    obs_score, obs_depth = np.full(shape[1:], np.nan), np.full(shape[1:], np.nan)
+    for m, name in enumerate(names):
+        part = boot[:, edges[m]:edges[m + 1]]  # (B, L_m, roi)
+        depth = np.asarray((depths or {}).get(name, np.linspace(0, 1, sizes[m])), dtype=np.float64)
+        index = np.nanargmax(np.where(np.isfinite(part), part, -np.inf), axis=1)  # (B, roi)
+        best_layer[:, m] = index
+        best_score[:, m] = np.take_along_axis(part, index[:, None], 1)[:, 0]
+        best_depth[:, m] = depth[index]
+        obs = observed[edges[m]:edges[m + 1]]
+        obs_score[m], obs_depth[m] = np.nanmax(obs, axis=0), depth[np.nanargmax(obs, axis=0)]
+    dims = ("sample", "model", "roi")
+    return xr.Dataset(
+        {"best_score": (dims, best_score), "best_layer": (dims, best_layer), "best_depth": (dims, best_depth),
+         "observed_best_score": (dims[1:], obs_score), "observed_best_depth": (dims[1:], obs_depth)},
+        coords={"model": names, "roi": brain.rois},
+        attrs={"comparison": rsa.comparison_name(method), "n_bootstrap": n_bootstrap, "bootstrap": "stimuli"})

@@ -52,8 +52,19 @@ def layer_name(index: int) -> str:
     return "embeddings" if index == 0 else f"block_{index:02d}"
 
 
+def hidden_state_layers(n_states: int, wanted, key: str):
+    """Indices, names and relative depths of the hidden states a ``layers`` entry asks for."""
+    indices = list(range(n_states)) if wanted == "all" else list(wanted)
+    bad = [i for i in indices if i >= n_states]
+    if bad:
+        raise ValueError(f"config key '{key}': {bad} out of range; the model has hidden states 0..{n_states - 1}")
+    return indices, [layer_name(i) for i in indices], [i / (n_states - 1) for i in indices]
+
+
 class HFTextModel:
     """A transformers language model; hidden state 0 is the embedding output."""
+
+    modality = "text"
 
     def __init__(self, name: str, spec: dict, base_dir=None):
         from transformers import AutoModel, AutoTokenizer
@@ -72,14 +83,8 @@ class HFTextModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModel.from_pretrained(where, dtype=self.dtype, **kwargs).to(self.device).eval()
         n_states = self.model.config.num_hidden_layers + 1
-        wanted = spec.get("layers", "all")
-        self.layer_indices = list(range(n_states)) if wanted == "all" else list(wanted)
-        bad = [i for i in self.layer_indices if i >= n_states]
-        if bad:
-            raise ValueError(f"config key 'models.{name}.layers': {bad} out of range; "
-                             f"the model has hidden states 0..{n_states - 1}")
-        self.layer_names = [layer_name(i) for i in self.layer_indices]
-        self.depths = [i / (n_states - 1) for i in self.layer_indices]
+        self.layer_indices, self.layer_names, self.depths = hidden_state_layers(
+            n_states, spec.get("layers", "all"), f"models.{name}.layers")
         self.widths = [int(self.model.config.hidden_size)] * len(self.layer_indices)
         self.attrs = {
             "model_name": name,
