@@ -193,6 +193,22 @@ def test_report_has_every_metric(default_run):
         assert word in html
     # the MiniLM x SmolLM2 depth-correspondence figure and heatmaps are embedded
     assert "depth/minilm__smollm2.png" in html and "heatmaps/minilm__smollm2.png" in html
+    assert "models_rsa.png" in html and "models by relative depth" in html
+
+
+def test_models_compared_on_relative_depth(default_run):
+    """Both language models' curves on one axis, from one summary file per dataset x metric."""
+    for metric in ("rsa", "cka", "encoding", "procrustes", "mutual_knn"):
+        summary = read_netcdf(default_run / "results" / "summary" / "simulated" / f"{metric}.nc")
+        assert list(summary["model"].values) == ["minilm", "smollm2"]
+        scores = read_netcdf(default_run / "results" / "scores" / "simulated" / "minilm" / f"{metric}.nc")
+        np.testing.assert_allclose(summary["score_mean"].sel(model="minilm").values[:scores.sizes["layer"]],
+                                   scores["score_mean"].transpose("layer", "roi").values)
+        assert (default_run / "results" / "figures" / "simulated" / f"models_{metric}.png").stat().st_size > 10_000
+    rsa = read_netcdf(default_run / "results" / "summary" / "simulated" / "rsa.nc")
+    # the planted ROIs' best MiniLM layers are the planted ones (2, 4, 6 of 6: depths 1/3, 2/3, 1)
+    np.testing.assert_allclose(rsa["best_depth"].sel(model="minilm", roi=["early", "middle", "late"]).values,
+                               [1 / 3, 2 / 3, 1.0], atol=1e-9)
 
 
 def test_lint_is_clean():

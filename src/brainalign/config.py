@@ -396,6 +396,16 @@ def dataset_comparison_measures(config: dict, a: str, b: str) -> list[str]:
     return measures
 
 
+def model_summary_jobs(config: dict) -> list[tuple[str, str, list[str]]]:
+    """(dataset, metric, models) where two or more activation models share a dataset and a
+    metric: their curves are drawn together against relative depth."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for dataset, model, metric in analysis_jobs(config):
+        if not is_rdm_kind(config["models"][model]):
+            groups.setdefault((dataset, metric), []).append(model)
+    return [(d, metric, models) for (d, metric), models in groups.items() if len(models) >= 2]
+
+
 def planted_models(dataset: dict) -> list[str]:
     """Models whose activations a simulated dataset is generated from."""
     if dataset["kind"] != "simulated":

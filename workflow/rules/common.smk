@@ -11,6 +11,7 @@ from brainalign.config import (
     dataset_comparison_jobs,
     dataset_comparison_measures,
     model_comparison_jobs,
+    model_summary_jobs,
     planted_models,
 )
 
@@ -79,6 +80,21 @@ def all_dataset_similarities():
 VOLUMETRIC_KINDS = ("simulated",)
 
 
+def summary_models(wildcards):
+    for dataset, metric, models in model_summary_jobs(config):
+        if (dataset, metric) == (wildcards.dataset, wildcards.metric):
+            return models
+    raise ValueError(f"no model summary for dataset '{wildcards.dataset}' and metric '{wildcards.metric}'")
+
+
+def summary_inputs(wildcards):
+    return {m: f"results/scores/{wildcards.dataset}/{m}/{wildcards.metric}.nc" for m in summary_models(wildcards)}
+
+
+def summary_controls(wildcards):
+    return {m: config["models"][m].get("control_of", "") for m in summary_models(wildcards)}
+
+
 def all_figures():
     formats = config["report"]["formats"]
     scores = [
@@ -112,4 +128,9 @@ def all_figures():
     maps = [f"results/maps/{d}/{m}/encoding" for d, m in volumetric]
     maps += [f"results/figures/{d}/{m}/encoding_glass_brain.{fmt}" for d, m in volumetric for fmt in formats]
     banded = [f"results/figures/banded/{d}/{n}.{fmt}" for d, n in banded_jobs(config) for fmt in formats]
-    return scores + similarity + datasets + maps + banded
+    summaries = [
+        f"results/figures/{d}/models_{metric}.{fmt}"
+        for d, metric, _ in model_summary_jobs(config)
+        for fmt in formats
+    ]
+    return scores + similarity + datasets + maps + banded + summaries

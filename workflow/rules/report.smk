@@ -163,3 +163,40 @@ rule plot_variance_partition:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot.py"
+
+
+rule collect_model_scores:
+    input:
+        unpack(summary_inputs),
+    output:
+        "results/summary/{dataset}/{metric}.nc",
+    params:
+        control_of=summary_controls,
+    log:
+        "results/logs/summary/{dataset}/{metric}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/summary.py"
+
+
+rule plot_model_comparison:
+    input:
+        "results/summary/{dataset}/{metric}.nc",
+    output:
+        report(
+            "results/figures/{dataset}/models_{metric}.png",
+            caption="../report/model_comparison.rst",
+            category="{metric}",
+            subcategory="{dataset}",
+            labels={"model": "all models", "dataset": "{dataset}", "figure": "models by relative depth"},
+        ),
+        "results/figures/{dataset}/models_{metric}.svg",
+    params:
+        figure="models",
+    log:
+        "results/logs/figures/{dataset}/models_{metric}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot.py"

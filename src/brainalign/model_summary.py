@@ -1,0 +1,107 @@
+"""Several models' scores on one dataset and metric, gathered on a shared relative-depth axis.
+
+:func:`collect_scores` reads one scores file per model and writes a single Dataset on
+(model, slot, roi): ``slot`` is the layer position (models differ in depth, so shorter
+models are NaN-padded), with the layer name and relative depth as (model, slot)
+coordinates. It keeps each model's subject mean, its CI (the stimulus bootstrap where
+the file has one, else the across-subject interval), the noise ceiling, and each
+model's best layer, and it marks untrained controls (``control_of``), so the
+comparison figure is drawn from this one file. Time-resolved scores are summarised at
+each layer's peak time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import xarray as xr
+
+from .io import read_netcdf
+
+
+def _at_peak_time(scores: xr.Dataset) -> xr.Dataset:
+    if "time" not in scores.dims:
+        return scores
+    peak = scores["score_mean"].fillna(-np.inf).argmax("time")
+    out = scores.isel(time=peak)
+    ceiling = scores[["ceiling_low", "ceiling_high"]].max("time")
+    return out.drop_vars(["ceiling_low", "ceiling_high"], errors="ignore").assign(ceiling_low=ceiling["ceiling_low"],
+                                                                                 ceiling_high=ceiling["ceiling_high"])
+
+
+def _interval(scores: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, str]:
+    if "boot_ci_low" in scores and np.isfinite(scores["boot_ci_low"].values).all():
+        return scores["boot_ci_low"], scores["boot_ci_high"], \
+            f"bootstrap ({scores.attrs.get('bootstrap', 'stimuli')})"
+    return scores["ci_low"], scores["ci_high"], "across subjects"
+
+
+def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | None = None) -> xr.Dataset:
+    """Gather ``{model: scores file}`` (one dataset, one metric) into one Dataset."""
+    if not paths:
+        raise ValueError("collect_scores needs at least one scores file")
+    files = {model: _at_peak_time(read_netcdf(path)) for model, path in paths.items()}
+    models = list(files)
+    rois = files[models[0]]["roi"].values.astype(str).tolist()
+    metrics = {str(s.attrs.get("metric", "")) for s in files.values()}
+    if len(metrics) > 1:
+        raise ValueError(f"collect_scores: the files mix metrics {sorted(metrics)}: {dict(paths)}")
+    n_slots = max(s.sizes["layer"] for s in files.values())
+    shape = (len(models), n_slots, len(rois))
+    mean, low, high = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    names = np.full(shape[:2], "", dtype=object)
+    depth = np.full(shape[:2], np.nan)
+    intervals = []
+    for i, model in enumerate(models):
+        s = files[model]
+        missing = sorted(set(rois) - set(s["roi"].values.astype(str).tolist()))
+        if missing:
+            raise ValueError(f"{paths[model]}: ROIs {missing} are missing (other models have them)")
+        s = s.sel(roi=rois)
+        n = s.sizes["layer"]
+        ci_low, ci_high, kind = _interval(s)
+        intervals.append(kind)
+        mean[i, :n] = s["score_mean"].transpose("layer", "roi").values
+        low[i, :n] = ci_low.transpose("layer", "roi").values
+        high[i, :n] = ci_high.transpose("layer", "roi").values
+        names[i, :n] = s["layer"].values.astype(str)
+        depth[i, :n] = s["depth"].values if "depth" in s.coords else np.linspace(0, 1, n)
+    first = files[models[0]].sel(roi=rois)
+    higher = bool(first.attrs.get("higher_is_better", 1))
+    best = np.nanargmax(np.where(np.isfinite(mean), mean if higher else -mean, -np.inf), axis=1)  # (model, roi)
+    pick = lambda a: np.take_along_axis(a, best[:, None, :], 1)[:, 0]  # noqa: E731
+    out = xr.Dataset(
+        {
+            "score_mean": (("model", "slot", "roi"), mean),
+            "ci_low": (("model", "slot", "roi"), low),
+            "ci_high": (("model", "slot", "roi"), high),
+            "ceiling_low": ("roi", first["ceiling_low"].values.astype(float)),
+            "ceiling_high": ("roi", first["ceiling_high"].values.astype(float)),
+            "best_score": (("model", "roi"), pick(mean)),
+            "best_ci_low": (("model", "roi"), pick(low)),
+            "best_ci_high": (("model", "roi"), pick(high)),
+            "best_depth": (("model", "roi"), pick(np.broadcast_to(depth[..., None], shape))),
+            "best_layer": (("model", "roi"), pick(np.broadcast_to(names[..., None], shape)).astype(str)),
+        },
+        coords={"model": models, "roi": rois, "layer": (("model", "slot"), names.astype(str)),
+                "depth": (("model", "slot"), depth),
+                "control_of": ("model", [str((control_of or {}).get(m, "")) for m in models]),
+                "ci_kind": ("model", intervals)},
+        attrs={key: first.attrs[key] for key in ("metric", "metric_label", "dataset", "confidence", "comparison",
+                                                 "n_bootstrap", "bootstrap", "higher_is_better", "seed")
+               if key in first.attrs},
+    )
+    out["score_mean"].attrs["long_name"] = first["score"].attrs.get("long_name") or first.attrs.get(
+        "metric_label") or first.attrs.get("metric", "score")
+    return out
+
+
+def collect_file(paths: Mapping[str, str], out_path, control_of: Mapping[str, str] | None = None):
+    """File-level entry point of the ``collect_model_scores`` rule."""
+    from .io import provenance, write_netcdf
+
+    data = collect_scores(paths, control_of)
+    seed = data.attrs.pop("seed", None)
+    section = {"scores": {m: str(p) for m, p in paths.items()}, "control_of": dict(control_of or {})}
+    return write_netcdf(data, out_path, attrs={**data.attrs, **provenance(section, seed=seed)})
