@@ -303,3 +303,32 @@ def test_hf_vision_hidden_states_equal_transformers(tiny_vit, photos):
     assert not np.allclose(untrained.encode(paths)[-1], ours[-1])
     with pytest.raises(ValueError, match=r"models\.vit\.layers.*\[7\] out of range"):
         HFVisionModel("vit", {**spec, "layers": [7]}, seed=0)
+
+
+# ------------------------------------------------------------------ images stored in a .mat file
+
+def test_stimulus_images_from_the_studys_mat_equal_the_distributed_pngs(tmp_path):
+    from PIL import Image
+
+    from brainalign.io import read_netcdf
+    from brainalign.stimuli import StimulusError, write_stimulus_set
+
+    config = validate_config(yaml.safe_load(EXAMPLE.read_text()), base_dir=ROOT)
+    spec = copy.deepcopy(config["stimuli"]["objects92"])
+    spec["images"]["path"] = str(SHARED_DATA / "kriegeskorte2008_92images" /
+                                 "Kriegeskorte_Neuron2008_supplementalData.mat")
+    write_stimulus_set("objects92", spec, tmp_path / "objects92.nc", base_dir=ROOT)
+    stimuli = read_netcdf(tmp_path / "objects92.nc")
+    assert stimuli.sizes["stimulus"] == 92 and list(stimuli["category"].values[[0, 91]]) == [
+        "human bodypart", "artificial inanimate"]
+    for sid, file in zip(stimuli["stimulus_id"].values, stimuli["content"].values):
+        assert file == str(tmp_path / "objects92" / f"{sid}.png")
+        np.testing.assert_array_equal(np.asarray(Image.open(file)), np.asarray(Image.open(IMAGES / f"{sid}.png")))
+    for key, value, match in (("variable", "nope", r"images\.variable.*no variable 'nope'"),
+                              ("field", "pixels", r"images\.field.*no field 'pixels'"),
+                              ("sha256", "0" * 64, r"images\.sha256.*checksum mismatch")):
+        bad = copy.deepcopy(spec)
+        bad["images"][key] = value
+        with pytest.raises((StimulusError, ValueError), match=match):
+            write_stimulus_set("objects92", bad, tmp_path / "bad.nc", base_dir=ROOT)
+        assert not (tmp_path / "bad.nc").exists() and not (tmp_path / "bad").exists()

@@ -118,6 +118,8 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
 
     for name, entry in stimuli.items():
         _check_file(f"stimuli.{name}.path", entry["path"], base_dir)
+        if "images" in entry:
+            _check_rdm_file(f"stimuli.{name}.images", entry["images"], base_dir)
 
     for name, entry in models.items():
         if entry["kind"] in RDM_KINDS:
@@ -296,7 +298,7 @@ def banded_entry(config: dict, name: str) -> dict:
 
 
 def _check_rdm_file(key: str, entry: dict, base_dir) -> None:
-    """A precomputed-RDM file must exist, unless a ``url`` says where to download it."""
+    """A data file (RDMs, images) must exist, unless a ``url`` says where to download it."""
     if "url" not in entry:
         _check_file(f"{key}.path", entry["path"], base_dir)
 

@@ -72,14 +72,70 @@ def align_to(data: xr.DataArray | xr.Dataset, stimulus_ids, what: str = "data"):
     return data.isel(stimulus=order)
 
 
+def images_from_mat(name: str, images: dict, stimulus_ids, out_dir, base_dir=None) -> list[str]:
+    """Write the images stored in a .mat struct array (one element per stimulus, in the
+    table's row order) as PNG files ``out_dir/<stimulus_id>.png``; return their paths.
+
+    ``images`` is the stimulus set's ``images`` entry: ``path`` (with optional ``url``
+    and ``sha256``: downloaded once and checked), ``variable`` and ``field``. The folder
+    is filled under a temporary name and renamed when complete.
+    """
+    import shutil
+    import tempfile
+
+    import scipy.io as sio
+    from PIL import Image
+
+    from .sources import resolve_file
+
+    key = f"stimuli.{name}.images"
+    path = resolve_file(images["path"], url=images.get("url"), sha256=images.get("sha256"), key=key,
+                        base_dir=base_dir)
+    variable, field = images.get("variable", "stimuli"), images.get("field", "image")
+    content = sio.loadmat(path, variable_names=[variable])
+    if variable not in content:
+        raise StimulusError(f"config key '{key}.variable': {path} has no variable '{variable}'")
+    array = np.asarray(content[variable]).ravel()
+    if array.dtype.names is None or field not in array.dtype.names:
+        raise StimulusError(f"config key '{key}.field': '{variable}' in {path} has no field '{field}' "
+                            f"(fields: {list(array.dtype.names or [])})")
+    if len(array) != len(stimulus_ids):
+        raise StimulusError(f"{path}: '{variable}' holds {len(array)} images but the stimulus table has "
+                            f"{len(stimulus_ids)} rows")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for sid, element in zip(stimulus_ids, array):
+            pixels = np.asarray(element[field])
+            if pixels.dtype != np.uint8:
+                pixels = np.clip(np.round(pixels * (255 if pixels.max() <= 1 else 1)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp / f"{sid}.png")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [str((out_dir / f"{sid}.png").resolve()) for sid in stimulus_ids]
+
+
 def write_stimulus_set(name: str, spec: dict, out_path, base_dir=None):
-    """Read ``stimuli.<name>`` (a validated config entry) and write the contract."""
+    """Read ``stimuli.<name>`` (a validated config entry) and write the contract.
+
+    With an ``images`` entry the images come from a .mat file and are written as PNG
+    files in a folder beside ``out_path`` (``results/stimuli/<name>/``)."""
     from .io import array_checksum, provenance, write_netcdf
 
     path = Path(spec["path"])
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
-    ds = load_stimulus_table(path, spec.get("modality", "text"), spec.get("content_column", "sentence"),
+    from_mat = "images" in spec
+    content_column = "stimulus_id" if from_mat else spec.get("content_column", "sentence")
+    ds = load_stimulus_table(path, spec.get("modality", "text"), content_column,
                              tuple(spec.get("condition_columns", ["category"])))
+    if from_mat:
+        files = images_from_mat(name, spec["images"], ds["stimulus_id"].values.astype(str),
+                                Path(out_path).with_suffix(""), base_dir)
+        ds = ds.assign_coords(content=("stimulus", np.asarray(files)))
     ds.attrs.update(name=name, checksum=array_checksum(ds["stimulus_id"].values, ds["content"].values))
     return write_netcdf(ds, out_path, attrs=provenance(spec, dataset_checksum=ds.attrs["checksum"]))

@@ -16,6 +16,15 @@ from brainalign.config import (
 )
 
 
+def stimulus_inputs(wildcards):
+    """The stimulus table, and the .mat holding its images when present (else it is downloaded)."""
+    spec = config["stimuli"][wildcards.stimset]
+    inputs = {"table": spec["path"]}
+    if "images" in spec and os.path.exists(spec["images"]["path"]):
+        inputs["images"] = spec["images"]["path"]
+    return inputs
+
+
 def stimset_of(dataset):
     return config["datasets"][dataset]["stimuli"]
 

@@ -1,6 +1,6 @@
 rule stimuli:
     input:
-        lambda wildcards: config["stimuli"][wildcards.stimset]["path"],
+        unpack(stimulus_inputs),
     output:
         "results/stimuli/{stimset}.nc",
     params:
