@@ -35,12 +35,29 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
     with ActivationWriter(out_path, ids, model.layer_names, model.widths, layer_indices=model.layer_indices,
                           depths=model.depths, attrs=attrs,
                           dtype="float64" if spec.get("dtype") == "float64" else "float32") as writer:
+        batches = [contents[start:start + batch_size] for start in range(0, len(contents), batch_size)]
         with tqdm(total=len(contents), desc=f"extract {name}", unit="stimulus", disable=not progress) as bar:
-            for start in range(0, len(contents), batch_size):
-                batch = contents[start:start + batch_size]
-                writer.write(start, model.encode(batch))
+            for start, batch, activations in zip(range(0, len(contents), batch_size), batches,
+                                                 _encoded(model, batches)):
+                writer.write(start, activations)
                 bar.update(len(batch))
     return out_path
+
+
+def _encoded(model, batches):
+    """Yield ``model``'s activations batch by batch. Models with a ``prepare`` step (image
+    decoding) prepare the next batch in a background thread while the current one runs."""
+    if not hasattr(model, "prepare"):
+        yield from (model.encode(batch) for batch in batches)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool:
+        pending = pool.submit(model.prepare, batches[0]) if batches else None
+        for i in range(len(batches)):
+            inputs = pending.result()
+            pending = pool.submit(model.prepare, batches[i + 1]) if i + 1 < len(batches) else None
+            yield model.encode_prepared(inputs)
 
 
 def extract_file(stimuli_path, name: str, spec: dict, out_path, *, seed: int | None = None):

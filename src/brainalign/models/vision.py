@@ -134,10 +134,18 @@ class VisionModel:
             self.projections.append(projection)
             self.widths.append(self.projection_dims if projection is not None else n_units)
 
-    @torch.inference_mode()
+    def prepare(self, contents: list[str]) -> torch.Tensor:
+        """Image paths -> the model's input batch (decoding and preprocessing only, so the
+        next batch can be prepared in a thread while the current one runs)."""
+        return image_batch(contents, self.preprocessing) if self.preprocessing else self._processor(contents)
+
     def encode(self, contents: list[str]) -> list[np.ndarray]:
         """Image paths -> one (image, unit) float array per layer."""
-        pixels = image_batch(contents, self.preprocessing) if self.preprocessing else self._processor(contents)
+        return self.encode_prepared(self.prepare(contents))
+
+    @torch.inference_mode()
+    def encode_prepared(self, pixels: torch.Tensor) -> list[np.ndarray]:
+        """A prepared input batch -> one (image, unit) float array per layer."""
         outputs = self._forward(pixels)
         result = []
         for t, projection in zip(outputs, self.projections):
