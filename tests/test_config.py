@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -295,7 +296,7 @@ def _k92(tmp_path, **changes):
         node[last] = value
     (tmp_path / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
     work = tmp_path / "work"
-    work.mkdir()
+    shutil.copytree(ROOT / "config", work / "config")  # the example's stimulus table is config/stimuli/...
     (work / "c.yaml").write_text(yaml.safe_dump(config))
     return work
 
