@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from brainalign.config import analysis_jobs, banded_jobs, load_config, model_comparison_jobs
+from brainalign.config import analysis_jobs, banded_jobs, load_config, model_comparison_jobs, model_summary_jobs
 from brainalign.io import PROVENANCE_KEYS, read_activations, read_netcdf
 
 from conftest import ROOT, run_snakemake
@@ -84,7 +84,8 @@ def test_contracts_of_outputs(default_run):
 
 def test_every_netcdf_carries_provenance(default_run):
     files = sorted((default_run / "results").rglob("*.nc"))
-    assert len(files) == 1 + 2 + 1 + len(JOBS) + len(PAIRS) + 1 + len(banded_jobs(CONFIG))
+    summaries = len(model_summary_jobs(CONFIG))
+    assert len(files) == 1 + 2 + 1 + len(JOBS) + len(PAIRS) + 1 + len(banded_jobs(CONFIG)) + summaries
     for path in files:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             missing = [k for k in PROVENANCE_KEYS if k not in ds.attrs]
