@@ -244,9 +244,14 @@ def _check_modality(key: str, name: str, entry: dict, stimset: str, stimulus_ent
                           f"stimulus set '{stimset}' is {have} (stimuli.{stimset}.modality)")
 
 
+def split_import_path(path: str) -> tuple[str, str]:
+    """``package.module:attr.attr`` (or ``package.module.attr``) -> (module, attribute path)."""
+    module, sep, attr = path.partition(":")
+    return (module, attr) if sep else tuple(path.rpartition(".")[::2])
+
+
 def _check_torch_vision(key: str, entry: dict, base_dir) -> None:
-    module = entry["architecture"].partition(":")[0] if ":" in entry["architecture"] else \
-        entry["architecture"].rpartition(".")[0]
+    module = split_import_path(entry["architecture"])[0]
     try:
         found = importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):

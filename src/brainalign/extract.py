@@ -6,6 +6,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .io import ActivationWriter, provenance
+from .config import model_modality
 from .models import load_model
 
 
@@ -21,14 +22,15 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
 
     if seed is not None:
         torch.manual_seed(seed)
-    model = load_model(name, spec, base_dir=base_dir, seed=seed or 0)
+    wanted = model_modality(spec)
     modality = set(stimuli["modality"].values.astype(str))
-    if modality != {model.modality}:
-        raise ValueError(f"model '{name}' ({spec['kind']}) takes {model.modality} stimuli, but stimulus set "
+    if modality != {wanted}:  # checked before the (slow) model load
+        raise ValueError(f"model '{name}' ({spec['kind']}) takes {wanted} stimuli, but stimulus set "
                          f"'{stimuli.attrs.get('name', '')}' has modality {sorted(modality)}")
+    model = load_model(name, spec, base_dir=base_dir, seed=seed or 0)
     contents = stimuli["content"].values.astype(str).tolist()
     ids = stimuli["stimulus_id"].values.astype(str)
-    batch_size = int(spec.get("batch_size", 32 if model.modality == "image" else 16))
+    batch_size = int(spec.get("batch_size", 32 if wanted == "image" else 16))
     attrs = {**provenance(spec, seed=seed), **model.attrs,
              "stimulus_set": stimuli.attrs.get("name", ""),
              "stimulus_checksum": stimuli.attrs.get("checksum", "")}

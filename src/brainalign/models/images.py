@@ -10,7 +10,7 @@ sets ``mean: [0.498, 0.498, 0.498]`` and ``std: [0.502, 0.502, 0.502]``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +34,14 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bilinear"
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, settings: dict | None) -> "Preprocessing":
-        settings = dict(settings or {})
-        kwargs = {k: settings.pop(k) for k in ("resize", "crop", "interpolation") if k in settings}
+        kwargs = dict(settings or {})
         for key in ("mean", "std"):
-            if key in settings:
-                kwargs[key] = tuple(float(v) for v in settings.pop(key))
-        return cls(**kwargs, extra=settings)
+            if key in kwargs:
+                kwargs[key] = tuple(float(v) for v in kwargs[key])
+        return cls(**kwargs)
 
     @property
     def input_size(self) -> int:

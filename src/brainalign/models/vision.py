@@ -24,7 +24,7 @@ import re
 import numpy as np
 import torch
 
-from ..config import resolve_source
+from ..config import resolve_source, split_import_path
 from ..io import file_checksum
 from .images import Preprocessing, image_batch
 from .pooling import SparseProjection, output_tensor, pool
@@ -33,9 +33,7 @@ from .text import DTYPES, hidden_state_layers, pick_device
 
 def import_callable(path: str, key: str):
     """``package.module:attr.attr`` (or ``package.module.attr``) -> the object."""
-    module_name, sep, attr = path.partition(":")
-    if not sep:
-        module_name, _, attr = path.rpartition(".")
+    module_name, attr = split_import_path(path)
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
@@ -119,9 +117,8 @@ class VisionModel:
         self.projection_seed = int(spec.get("projection_seed", seed))
         self.projections: list[SparseProjection | None] = []
 
-    def _probe(self) -> None:
-        """One forward pass on a blank image fixes each layer's width (and projection)."""
-        size = self.preprocessing.input_size
+    def _probe(self, size: int) -> None:
+        """One forward pass on a blank ``size`` x ``size`` image fixes each layer's width (and projection)."""
         shapes = [tuple(t.shape[1:]) for t in self._forward(torch.zeros(1, 3, size, size))]
         self.shapes, self.widths = shapes, []
         for i, shape in enumerate(shapes):
@@ -137,7 +134,7 @@ class VisionModel:
     def prepare(self, contents: list[str]) -> torch.Tensor:
         """Image paths -> the model's input batch (decoding and preprocessing only, so the
         next batch can be prepared in a thread while the current one runs)."""
-        return image_batch(contents, self.preprocessing) if self.preprocessing else self._processor(contents)
+        return image_batch(contents, self.preprocessing)
 
     def encode(self, contents: list[str]) -> list[np.ndarray]:
         """Image paths -> one (image, unit) float array per layer."""
@@ -158,9 +155,6 @@ class VisionModel:
     @property
     def out_dtype(self):
         return np.float64 if self.dtype == torch.float64 else np.float32
-
-    def _processor(self, contents):
-        raise NotImplementedError
 
     def _common_attrs(self, spec: dict) -> dict:
         attrs = {
@@ -204,7 +198,7 @@ class TorchVisionModel(VisionModel):
         self.model = model.to(self.device, self.dtype).eval()
         self.layer_names = select_layers(self.model, spec.get("layers", ["*"]), f"{key}.layers")
         self._capture = _Capture(self.model, self.layer_names)
-        self._probe()
+        self._probe(self.preprocessing.input_size)
         n = len(self.layer_names)
         self.layer_indices = list(range(n))
         self.depths = [i / max(n - 1, 1) for i in range(n)]
@@ -284,8 +278,8 @@ class HFVisionModel(VisionModel):
         n_states = self.model.config.num_hidden_layers + 1
         self.layer_indices, self.layer_names, self.depths = hidden_state_layers(
             n_states, spec.get("layers", "all"), f"{key}.layers")
-        self._probe_size = self._input_size()
-        self._probe()
+        size = self.model.config.image_size
+        self._probe(int(size[0] if isinstance(size, (list, tuple)) else size))
         self.attrs = {**self._common_attrs(spec), "model_source": spec["source"], "model_path": where,
                       "model_revision": "untrained" if spec.get("untrained") else
                       (getattr(self.model.config, "_commit_hash", None) or ("local" if self.local else
@@ -293,23 +287,13 @@ class HFVisionModel(VisionModel):
                       "model_checksum": f"state_dict:{state_dict_checksum(self.model)}",
                       "n_hidden_states": n_states}
 
-    def _input_size(self) -> int:
-        size = self.model.config.image_size
-        return int(size[0] if isinstance(size, (list, tuple)) else size)
-
-    def _probe(self) -> None:
-        keep, self.preprocessing = self.preprocessing, self.preprocessing or Preprocessing(
-            resize=None, crop=self._probe_size)
-        try:
-            super()._probe()
-        finally:
-            self.preprocessing = keep
-
-    def _processor(self, contents):
+    def prepare(self, contents: list[str]) -> torch.Tensor:
+        """Image paths -> pixel values, through the config's preprocessing or the model's image processor."""
+        if self.preprocessing:
+            return super().prepare(contents)
         from .images import load_image
 
-        images = [load_image(p) for p in contents]
-        return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        return self.image_processor(images=[load_image(p) for p in contents], return_tensors="pt")["pixel_values"]
 
     def _forward(self, pixels: torch.Tensor) -> list[torch.Tensor]:
         out = self.model(pixel_values=pixels.to(self.device, self.dtype), output_hidden_states=True)
