@@ -4,4 +4,4 @@ from brainalign.runlog import logged
 activations = {k.removeprefix("activations_"): v for k, v in snakemake.input.items() if k.startswith("activations_")}
 with logged(snakemake.log[0]):
     write_dataset(snakemake.wildcards.dataset, snakemake.params.spec, snakemake.input.stimuli, snakemake.output[0],
-                  seed=snakemake.params.seed, activations=activations)
+                  seed=snakemake.params.seed, activations=activations, root=snakemake.input.get("simulated"))

@@ -152,6 +152,13 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
                 if "model" in spec and spec["model"] not in models:
                     raise ConfigError(f"config key 'datasets.{name}.rois.{roi}.model': unknown model "
                                       f"'{spec['model']}' (known: {sorted(models)})")
+        for label, spec in entry.get("simulate", {}).get("planted", {}).items():
+            if spec["model"] not in models:
+                raise ConfigError(f"config key 'datasets.{name}.simulate.planted.{label}.model': unknown model "
+                                  f"'{spec['model']}' (known: {sorted(models)})")
+        if entry["kind"] == "nifti_events" and "simulate" in entry and ("root" in entry or "runs" in entry):
+            raise ConfigError(f"config key 'datasets.{name}.simulate': simulated runs are written to "
+                              f"results/simulated/{name}/; drop 'root' and 'runs'")
 
     for i, comparison in enumerate(config.get("model_comparisons", [])):
         if comparison["stimuli"] not in stimuli:
@@ -414,10 +421,16 @@ def model_summary_jobs(config: dict) -> list[tuple[str, str, list[str]]]:
 
 
 def planted_models(dataset: dict) -> list[str]:
-    """Models whose activations a simulated dataset is generated from."""
-    if dataset["kind"] != "simulated":
-        return []
-    return sorted({spec["model"] for spec in dataset["rois"].values() if "model" in spec})
+    """Models whose activations a simulated dataset is generated from: a ``simulated``
+    dataset's ROIs, or the ``simulate.planted`` entries of a file-based kind."""
+    if dataset["kind"] == "simulated":
+        return sorted({spec["model"] for spec in dataset["rois"].values() if "model" in spec})
+    return sorted({spec["model"] for spec in dataset.get("simulate", {}).get("planted", {}).values()})
+
+
+def simulated_files(dataset: dict) -> bool:
+    """True when a dataset's files are written by the ``simulate`` rule before it is read."""
+    return "simulate" in dataset
 
 
 def is_rdm_kind(entry: dict) -> bool:

@@ -1,3 +1,21 @@
+rule simulate:
+    input:
+        unpack(simulate_inputs),
+    output:
+        directory("results/simulated/{dataset}"),
+    params:
+        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        seed=config["seed"],
+    resources:
+        mem_mb=4000,
+    log:
+        "results/logs/simulate/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/simulate.py"
+
+
 rule brain:
     input:
         unpack(brain_inputs),

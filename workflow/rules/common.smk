@@ -13,6 +13,7 @@ from brainalign.config import (
     model_comparison_jobs,
     model_summary_jobs,
     planted_models,
+    simulated_files,
 )
 
 
@@ -38,8 +39,18 @@ def brain_inputs(wildcards):
     inputs = {"stimuli": f"results/stimuli/{spec['stimuli']}.nc"}
     for model in planted_models(spec):
         inputs[f"activations_{model}"] = f"results/activations/{spec['stimuli']}/{model}.nc"
+    if simulated_files(spec):
+        return {"stimuli": inputs["stimuli"], "simulated": f"results/simulated/{wildcards.dataset}"}
     if spec["kind"] == "netcdf" or (is_rdm_kind(spec) and os.path.exists(spec["path"])):
         inputs["source"] = spec["path"]
+    return inputs
+
+
+def simulate_inputs(wildcards):
+    spec = config["datasets"][wildcards.dataset]
+    inputs = {"stimuli": f"results/stimuli/{spec['stimuli']}.nc"}
+    for model in planted_models(spec):
+        inputs[f"activations_{model}"] = f"results/activations/{spec['stimuli']}/{model}.nc"
     return inputs
 
 

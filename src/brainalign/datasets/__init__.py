@@ -1,5 +1,6 @@
 """Dataset kinds. Each kind is one module with a ``load(name, spec, stimuli, **inputs)``
-function returning the brain-responses contract; :data:`REGISTRY` maps a config
+function returning the brain-responses contract (``root`` is the folder of a
+simulated dataset's files, written by :mod:`brainalign.simulate`); :data:`REGISTRY` maps a config
 ``kind`` to it.
 
 Brain responses are an ``xarray.Dataset`` with the variable ``responses`` of dims
@@ -10,11 +11,13 @@ on ``neuroid``.
 
 from __future__ import annotations
 
-from . import netcdf, rdms, simulated
+from . import mne_epochs, netcdf, nifti_events, rdms, simulated
 from .contract import check_brain
 
 REGISTRY = {
     "simulated": simulated.load,
+    "nifti_events": nifti_events.load,
+    "mne_epochs": mne_epochs.load,
     "netcdf": netcdf.load,
     "rdm_mat": rdms.load,
     "rdm_npy": rdms.load,
@@ -46,12 +49,13 @@ def with_conditions(brain, stimuli):
 
 
 def write_dataset(name: str, spec: dict, stimuli_path, out_path, *, seed: int = 0, activations=None,
-                  base_dir=None, config_section=None):
+                  base_dir=None, config_section=None, root=None):
     """File-level entry point used by the ``brain`` rule."""
     from ..io import provenance, read_netcdf, write_netcdf
 
     stimuli = read_netcdf(stimuli_path)
-    brain = load_dataset(name, spec, stimuli, activations=dict(activations or {}), seed=seed, base_dir=base_dir)
+    brain = load_dataset(name, spec, stimuli, activations=dict(activations or {}), seed=seed, base_dir=base_dir,
+                         root=root)
     attrs = provenance(config_section if config_section is not None else spec, seed=spec.get("seed", seed),
                        dataset=name, dataset_checksum=brain.attrs.get("dataset_checksum", ""))
     return write_netcdf(brain, out_path, attrs={**attrs, **brain.attrs})

@@ -1,4 +1,12 @@
-"""``netcdf``: brain responses already stored in the brainalign contract."""
+"""``netcdf``: brain responses stored in the brainalign contract, or a Brain-Score
+(brainio) ``NeuroidAssembly`` file (detected by its ``presentation`` dimension and
+converted by :func:`brainalign.datasets.brainscore.from_assembly`).
+
+Optional spec keys for assemblies: ``variable`` (the data variable holding the
+assembly, when the file has several), ``subject`` (label when the assembly has no
+``subject``/``animal`` coordinate) and ``unequal_trials`` (``truncate``, ``average``
+or ``error``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ import xarray as xr
 
 from ..io import read_netcdf
 from ..stimuli import StimulusError, align_to
+from . import brainscore
 from .contract import BrainDataError, check_brain
 
 
@@ -17,6 +26,12 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, **_) -> xr.D
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     brain = read_netcdf(path)
+    if brainscore.is_assembly(brain):
+        assembly = brainscore.assembly_variable(brain, spec.get("variable"), what=str(path),
+                                                key=f"datasets.{name}.variable")
+        brain = brainscore.from_assembly(assembly, stimuli["stimulus_id"].values, what=str(path),
+                                         subject=spec.get("subject"),
+                                         unequal_trials=spec.get("unequal_trials", "truncate"))
     check_brain(brain, what=str(path))
     if "repetition" not in brain["responses"].dims:
         brain["responses"] = brain["responses"].expand_dims(repetition=1, axis=-1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..stimuli import StimulusError, align_to
@@ -40,7 +41,9 @@ def stack_repetitions(trials: np.ndarray, trial_ids, stimulus_ids, what: str,
     trial_ids = np.asarray(trial_ids, dtype=str)
     stimulus_ids = np.asarray(stimulus_ids, dtype=str)
     check_known_stimuli(trial_ids, stimulus_ids, what)
-    rows = [np.flatnonzero(trial_ids == s) for s in stimulus_ids]
+    positions = pd.Series(np.arange(len(trial_ids))).groupby(trial_ids, sort=False).indices
+    empty = np.array([], dtype=np.int64)
+    rows = [np.sort(positions.get(s, empty)) for s in stimulus_ids]
     counts = np.array([len(r) for r in rows])
     if (counts == 0).any():
         missing = stimulus_ids[counts == 0]

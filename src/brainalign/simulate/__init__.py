@@ -2,7 +2,8 @@
 events, MNE epochs) that the dataset adapters then read like any user's data.
 
 :data:`REGISTRY` maps a dataset ``kind`` to the writer of its files:
-``write(name, spec, stimuli, activations, out_dir, seed) -> list of written paths``.
+``write(name, spec, stimuli, activations, out_dir, seed) -> list of written paths``, where
+``spec`` is the dataset's whole config entry (its ``simulate`` block says what to plant).
 """
 
 from __future__ import annotations
@@ -22,5 +23,5 @@ def simulate_dataset(name: str, spec: dict, stimuli_path, activations: dict, out
 
     module, func = REGISTRY[spec["kind"]].split(":")
     writer = getattr(importlib.import_module(module), func)
-    return writer(name, spec["simulate"], read_netcdf(stimuli_path), dict(activations), out_dir,
+    return writer(name, spec, read_netcdf(stimuli_path), dict(activations), out_dir,
                   seed=int(spec["simulate"].get("seed", seed)))
