@@ -80,22 +80,30 @@ BAD_CONFIGS = {
                        ["config key 'analyses.0.metrics.1'", "'rsaa' is not one of"]),
     "missing-stimulus-file": (_set("stimuli", "sentences", "path", "config/stimuli/missing.csv"),
                               ["config key 'stimuli.sentences.path'", "config/stimuli/missing.csv"]),
-    "empty-simulated-roi": (_set("datasets", "simulated", "rois", "middle", "voxels", 0),
-                            ["config key 'datasets.simulated.rois.middle.voxels'", "minimum of 1"]),
-    "roi-layer-without-model": (_drop("datasets", "simulated", "rois", "late", "model"),
-                                ["datasets.simulated.rois.late", "'model' is a dependency of 'layer'"]),
-    "roi-unknown-model": (_set("datasets", "simulated", "rois", "early", "model", "gpt9"),
-                          ["config key 'datasets.simulated.rois.early.model'", "unknown model 'gpt9'"]),
+    "fmri-zero-snr": (_set("datasets", "fmri", "simulate", "snr", 0),
+                      ["config key 'datasets.fmri.simulate.snr'", "less than or equal to the minimum of 0"]),
+    "planted-layer-without-model": (_drop("datasets", "fmri", "simulate", "planted", "DefaultMode", "model"),
+                                    ["datasets.fmri.simulate.planted.DefaultMode", "'model' is a required property"]),
+    "planted-unknown-model": (_set("datasets", "fmri", "simulate", "planted", "Auditory", "model", "gpt9"),
+                              ["config key 'datasets.fmri.simulate.planted.Auditory.model'", "unknown model 'gpt9'"]),
+    "fmri-unknown-atlas": (_set("datasets", "fmri", "rois", "coords", "aal_1999"),
+                           ["config key 'datasets.fmri.rois.coords'", "'aal_1999' is not one of"]),
+    "fmri-unknown-glm": (_set("datasets", "fmri", "glm", "method", "lsx"),
+                         ["config key 'datasets.fmri.glm.method'", "'lsx' is not one of"]),
+    "meg-zero-decim": (_set("datasets", "meg", "decim", 0),
+                       ["config key 'datasets.meg.decim'", "less than the minimum of 1"]),
+    "meg-without-files": (_drop("datasets", "meg", "files"),
+                          ["config key 'datasets.meg'", "'files' is a required property"]),
     "analysis-unknown-model": (_set("analyses", 0, "models", ["minilm", "gpt9"]),
                                ["config key 'analyses.0.models'", "unknown name 'gpt9'"]),
     "analysis-unknown-dataset": (_set("analyses", 0, "datasets", ["fmri2024"]),
                                  ["config key 'analyses.0.datasets'", "unknown name 'fmri2024'"]),
-    "dataset-unknown-stimuli": (_set("datasets", "simulated", "stimuli", "pictures"),
-                                ["config key 'datasets.simulated.stimuli'", "unknown stimulus set 'pictures'"]),
+    "dataset-unknown-stimuli": (_set("datasets", "fmri", "stimuli", "pictures"),
+                                ["config key 'datasets.fmri.stimuli'", "unknown stimulus set 'pictures'"]),
     "netcdf-dataset-file-missing": (_add_netcdf_dataset("data/no_such_brain.nc"),
                                     ["config key 'datasets.recorded.path'", "data/no_such_brain.nc"]),
-    "unknown-dataset-kind": (_set("datasets", "simulated", "kind", "fmri"),
-                             ["config key 'datasets.simulated.kind'", "'fmri' is not one of"]),
+    "unknown-dataset-kind": (_set("datasets", "fmri", "kind", "fmri"),
+                             ["config key 'datasets.fmri.kind'", "'fmri' is not one of"]),
 }
 
 
@@ -121,7 +129,7 @@ def test_valid_config_passes_the_same_dry_run(tmp_path):
     out = _output(proc)
     assert proc.returncode == 0, out[-3000:]
     assert "Invalid configuration" not in out
-    assert "results/brain/simulated.nc" in out
+    assert "results/brain/fmri.nc" in out and "results/simulated/meg" in out
     assert not (tmp_path / "results").exists()
 
 
@@ -144,7 +152,8 @@ def test_shipped_default_config_validates_and_fills_defaults():
     minilm = config["models"]["minilm"]
     # keys absent from the shipped file, filled from the schema
     assert minilm["max_length"] == 128 and minilm["device"] == "auto" and minilm["dtype"] == "float32"
-    assert "seed" not in config["datasets"]["simulated"]  # no default: falls back to the top-level seed
+    assert "seed" not in config["datasets"]["fmri"]["simulate"]  # no default: falls back to the top-level seed
+    assert config["datasets"]["fmri"]["glm"]["noise_model"] == "ar1"  # filled from the schema
     assert config["seed"] == 2026
     assert config["report"]["formats"] == ["png", "svg"]
 

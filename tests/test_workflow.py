@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -21,14 +23,17 @@ PAIRS = model_comparison_jobs(CONFIG)
 def test_every_target_appears(default_run):
     results = default_run / "results"
     assert (results / "stimuli" / "sentences.nc").stat().st_size > 0
-    assert (results / "brain" / "simulated.nc").stat().st_size > 0
+    for dataset in ("fmri", "meg"):
+        assert (results / "brain" / f"{dataset}.nc").stat().st_size > 0
+    assert len(sorted((results / "simulated" / "fmri").rglob("*_bold.nii.gz"))) == 6  # 3 subjects x 2 runs
+    assert len(sorted((results / "simulated" / "meg").glob("sub-*_epo.fif"))) == 3
     for model in CONFIG["models"]:
         assert (results / "activations" / "sentences" / f"{model}.nc").stat().st_size > 0
     for dataset, model, metric in JOBS:
         assert (results / "scores" / dataset / model / f"{metric}.nc").stat().st_size > 0
         for fmt in ("png", "svg"):
             assert (results / "figures" / dataset / model / f"{metric}.{fmt}").stat().st_size > 10_000
-    assert len(JOBS) == 10
+    assert len(JOBS) == 12
     assert PAIRS == [("sentences", "minilm", "minilm"), ("sentences", "minilm", "smollm2"),
                      ("sentences", "smollm2", "smollm2")]
     for stimset, a, b in PAIRS:
@@ -56,16 +61,23 @@ def test_contracts_of_outputs(default_run):
         np.testing.assert_array_equal(layers[0]["stimulus_id"].values, ids)
         assert attrs["pooling"] == "mean" and attrs["model_checksum"]
 
-    brain = read_netcdf(results / "brain" / "simulated.nc")
+    brain = read_netcdf(results / "brain" / "fmri.nc")
     assert brain["responses"].dims == ("stimulus", "neuroid", "repetition")
-    assert set(brain["roi"].values) == {"early", "middle", "late", "noise"}
+    assert set(brain["roi"].values) == {"Auditory", "FrontoParietal", "DefaultMode", "Visual"}
     assert len(set(brain["subject"].values)) == 3 and brain.sizes["repetition"] == 2
+    assert brain.attrs["dataset_kind"] == "nifti_events" and brain.attrs["t_r"] == 2.0
     for coord in ("x", "y", "z"):
         assert brain[coord].attrs["units"] == "mm"
+        assert np.all(np.mod(brain[coord].values - {"x": -98, "y": -134, "z": -72}[coord], 4) == 0)  # 4 mm MNI grid
+    meg = read_netcdf(results / "brain" / "meg.nc")
+    assert meg["responses"].dims == ("stimulus", "neuroid", "repetition", "time")
+    assert meg.attrs["dataset_kind"] == "mne_epochs" and meg.sizes["repetition"] == 4
+    assert len(set(meg["subject"].values)) == 3 and set(meg["roi"].values) == {"mag"}
+    np.testing.assert_allclose(np.diff(meg["time"].values), 0.02)  # 100 Hz decimated by 2
 
     for dataset, model, metric in JOBS:
         scores = read_netcdf(results / "scores" / dataset / model / f"{metric}.nc")
-        assert scores["score"].dims == ("layer", "subject", "roi")
+        assert scores["score"].dims == ("layer", "subject", "roi") + (("time",) if dataset == "meg" else ())
         assert scores.sizes["layer"] == n_states[model]
         for var in ("score_mean", "ci_low", "ci_high", "p_value", "ceiling_low", "ceiling_high",
                     "boot_ci_low", "boot_ci_high"):
@@ -85,7 +97,7 @@ def test_contracts_of_outputs(default_run):
 def test_every_netcdf_carries_provenance(default_run):
     files = sorted((default_run / "results").rglob("*.nc"))
     summaries = len(model_summary_jobs(CONFIG))
-    assert len(files) == 1 + 2 + 1 + len(JOBS) + len(PAIRS) + 1 + len(banded_jobs(CONFIG)) + summaries
+    assert len(files) == 1 + 2 + 2 + len(JOBS) + len(PAIRS) + 1 + len(banded_jobs(CONFIG)) + summaries
     for path in files:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             missing = [k for k in PROVENANCE_KEYS if k not in ds.attrs]
@@ -114,16 +126,16 @@ def test_model_similarity_outputs(default_run):
 
 
 def test_dataset_similarity_output(default_run):
-    sim = read_netcdf(default_run / "results" / "dataset_similarity" / "simulated__simulated.nc")
+    sim = read_netcdf(default_run / "results" / "dataset_similarity" / "fmri__fmri.nc")
     assert sim["similarity"].dims == ("measure", "roi_a", "roi_b")
     np.testing.assert_array_equal(sim["n_subject_pairs"].values, 6)  # 3 subjects, never with themselves
     debiased = sim["similarity"].sel(measure="debiased_cka")
     # each planted ROI is most similar to itself across subjects; the noise ROI matches nothing
-    for roi in ("early", "middle", "late"):
+    for roi in ("Auditory", "FrontoParietal", "DefaultMode"):
         assert str(debiased.sel(roi_a=roi).idxmax("roi_b").item()) == roi
-    assert abs(float(debiased.sel(roi_a="noise", roi_b="noise"))) < 0.05
+    assert abs(float(debiased.sel(roi_a="Visual", roi_b="Visual"))) < 0.05
     for fmt in ("png", "svg"):
-        assert (default_run / "results" / "figures" / "dataset_similarity" / f"simulated__simulated.{fmt}").stat().st_size > 10_000
+        assert (default_run / "results" / "figures" / "dataset_similarity" / f"fmri__fmri.{fmt}").stat().st_size > 10_000
 
 
 def test_encoding_maps_match_scores(default_run):
@@ -132,8 +144,8 @@ def test_encoding_maps_match_scores(default_run):
 
     results = default_run / "results"
     for model, n_layers in (("minilm", 7), ("smollm2", 31)):
-        scores = read_netcdf(results / "scores" / "simulated" / model / "encoding.nc")
-        maps = sorted((results / "maps" / "simulated" / model / "encoding").glob("*_r.nii.gz"))
+        scores = read_netcdf(results / "scores" / "fmri" / model / "encoding.nc")
+        maps = sorted((results / "maps" / "fmri" / model / "encoding").glob("*_r.nii.gz"))
         assert [p.name for p in maps] == [f"{model}_sub-0{i}_r.nii.gz" for i in (1, 2, 3)]
         img = nib.load(maps[0])
         assert img.shape[3] == n_layers
@@ -142,25 +154,25 @@ def test_encoding_maps_match_scores(default_run):
         ijk = np.rint(np.linalg.inv(img.affine) @ xyz)[:3].astype(int)
         np.testing.assert_allclose(img.get_fdata()[ijk[0], ijk[1], ijk[2], :],
                                    scores["target_r"].values[:, mine].T, rtol=0, atol=1e-6)
-        assert (results / "figures" / "simulated" / model / "encoding_glass_brain.png").stat().st_size > 10_000
+        assert (results / "figures" / "fmri" / model / "encoding_glass_brain.png").stat().st_size > 10_000
         # per-target alphas come from the grid; ceilings exist where there are repetitions
         assert np.isin(scores["target_alpha"].values, CONFIG["metrics"]["encoding"]["alphas"]).all()
         assert np.isfinite(scores["target_ceiling_r"].values).all()
 
 
 def test_banded_encoding_partitions_the_planted_layers(default_run):
-    """Early ROI (planted from layer 2) is explained uniquely by the layer-2 band, the late ROI
+    """Auditory (planted from layer 0) is explained uniquely by the layer-0 band, DefaultMode
     (layer 6) by the layer-6 band, and the chosen band weights say the same."""
-    banded = read_netcdf(default_run / "results" / "banded" / "simulated" / "minilm_early_vs_late.nc")
+    banded = read_netcdf(default_run / "results" / "banded" / "fmri" / "minilm_early_vs_late.nc")
     unique = banded["roi_unique"]
-    for roi, own, other in (("early", "early", "late"), ("late", "late", "early")):
+    for roi, own, other in (("Auditory", "early", "late"), ("DefaultMode", "late", "early")):
         assert (unique.sel(band=own, roi=roi) > unique.sel(band=other, roi=roi)).all()  # every subject
         assert float(unique.sel(band=own, roi=roi).mean()) > 0.02
         gamma = banded["gamma"].sel(band=own).values[banded["target_roi"].values == roi]
         assert np.median(gamma) > 0.6
     # the partition adds up: joint = unique early + unique late + shared, per target
     np.testing.assert_allclose(banded["r2_joint"], banded["unique"].sum("band") + banded["shared"], atol=1e-12)
-    assert (default_run / "results" / "figures" / "banded" / "simulated" / "minilm_early_vs_late.png").exists()
+    assert (default_run / "results" / "figures" / "banded" / "fmri" / "minilm_early_vs_late.png").exists()
 
 
 def test_second_run_has_nothing_to_do(default_run):
@@ -169,16 +181,17 @@ def test_second_run_has_nothing_to_do(default_run):
 
 
 def test_rerun_gives_identical_numbers(default_run):
-    """Forcing the brain simulation and one score job again reproduces every number."""
-    target = default_run / "results" / "scores" / "simulated" / "minilm" / "rsa.nc"
+    """Forcing the fMRI simulation (NIfTI files), its GLM and one score job again reproduces
+    every number."""
+    target = default_run / "results" / "scores" / "fmri" / "minilm" / "rsa.nc"
     before = read_netcdf(target)
-    brain_before = read_netcdf(default_run / "results" / "brain" / "simulated.nc")
+    brain_before = read_netcdf(default_run / "results" / "brain" / "fmri.nc")
     try:
         # The target goes first: `--forcerun` takes every following word as a rule or file.
-        run_snakemake(default_run, "results/scores/simulated/minilm/rsa.nc", "--cores", "2",
-                      "--forcerun", "brain", check=True)
+        run_snakemake(default_run, "results/scores/fmri/minilm/rsa.nc", "--cores", "2",
+                      "--forcerun", "simulate", "brain", check=True)
         after = read_netcdf(target)
-        brain_after = read_netcdf(default_run / "results" / "brain" / "simulated.nc")
+        brain_after = read_netcdf(default_run / "results" / "brain" / "fmri.nc")
         np.testing.assert_array_equal(brain_before["responses"].values, brain_after["responses"].values)
         for var in ("score", "score_mean", "ci_low", "ci_high", "p_value", "ceiling_low", "ceiling_high"):
             np.testing.assert_array_equal(before[var].values, after[var].values)
@@ -190,7 +203,7 @@ def test_rerun_gives_identical_numbers(default_run):
 def test_report_has_every_metric(default_run):
     html = (default_run / "results" / "report.html").read_text(errors="ignore")
     for word in ("rsa", "cka", "encoding", "procrustes", "mutual_knn", "model similarity", "dataset similarity",
-                 "minilm", "smollm2", "simulated", "depth correspondence"):
+                 "minilm", "smollm2", "fmri", "meg", "depth correspondence"):
         assert word in html
     # the MiniLM x SmolLM2 depth-correspondence figure and heatmaps are embedded
     assert "depth/minilm__smollm2.png" in html and "heatmaps/minilm__smollm2.png" in html
@@ -200,16 +213,49 @@ def test_report_has_every_metric(default_run):
 def test_models_compared_on_relative_depth(default_run):
     """Both language models' curves on one axis, from one summary file per dataset x metric."""
     for metric in ("rsa", "cka", "encoding", "procrustes", "mutual_knn"):
-        summary = read_netcdf(default_run / "results" / "summary" / "simulated" / f"{metric}.nc")
+        summary = read_netcdf(default_run / "results" / "summary" / "fmri" / f"{metric}.nc")
         assert list(summary["model"].values) == ["minilm", "smollm2"]
-        scores = read_netcdf(default_run / "results" / "scores" / "simulated" / "minilm" / f"{metric}.nc")
+        scores = read_netcdf(default_run / "results" / "scores" / "fmri" / "minilm" / f"{metric}.nc")
         np.testing.assert_allclose(summary["score_mean"].sel(model="minilm").values[:scores.sizes["layer"]],
                                    scores["score_mean"].transpose("layer", "roi").values)
-        assert (default_run / "results" / "figures" / "simulated" / f"models_{metric}.png").stat().st_size > 10_000
-    rsa = read_netcdf(default_run / "results" / "summary" / "simulated" / "rsa.nc")
-    # the planted ROIs' best MiniLM layers are the planted ones (2, 4, 6 of 6: depths 1/3, 2/3, 1)
-    np.testing.assert_allclose(rsa["best_depth"].sel(model="minilm", roi=["early", "middle", "late"]).values,
-                               [1 / 3, 2 / 3, 1.0], atol=1e-9)
+        assert (default_run / "results" / "figures" / "fmri" / f"models_{metric}.png").stat().st_size > 10_000
+    rsa = read_netcdf(default_run / "results" / "summary" / "fmri" / "rsa.nc")
+    # the planted ROIs' best MiniLM layers are the planted ones (0, 3, 6 of 6: depths 0, 1/2, 1)
+    np.testing.assert_allclose(rsa["best_depth"].sel(model="minilm", roi=["Auditory", "FrontoParietal",
+                                                                           "DefaultMode"]).values,
+                               [0.0, 0.5, 1.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("metric", ["rsa", "encoding"])
+def test_planted_layers_found_through_the_nifti_files(default_run, metric):
+    """Planted truth through the real adapters: runs written as NIfTI + events.tsv, read back
+    through nilearn's single-trial GLM; each ROI's best MiniLM layer (subject mean) is the planted
+    one, and the ROI without signal scores near zero."""
+    brain = read_netcdf(default_run / "results" / "brain" / "fmri.nc")
+    planted = json.loads(brain.attrs["planted"])
+    assert planted == {roi: {"model": "minilm", "layer_index": spec["layer"], "layer": f"block_{spec['layer']:02d}"}
+                       for roi, spec in CONFIG["datasets"]["fmri"]["simulate"]["planted"].items()}
+    scores = read_netcdf(default_run / "results" / "scores" / "fmri" / "minilm" / f"{metric}.nc")
+    mean = scores["score_mean"]
+    for roi, truth in planted.items():
+        assert int(mean.sel(roi=roi).argmax("layer")) == truth["layer_index"], (roi, mean.sel(roi=roi).values)
+        assert float(scores["p_value"].sel(roi=roi).isel(layer=truth["layer_index"])) < 0.05 or metric == "encoding"
+    assert float(np.abs(mean.sel(roi="Visual")).max()) < 0.05
+
+
+def test_meg_latency_order_recovered(default_run):
+    """Time-resolved RSA of the simulated MEG epochs (read from -epo.fif with MNE) puts each
+    planted layer's peak at its planted latency (to one 20 ms sample), in the planted order."""
+    scores = read_netcdf(default_run / "results" / "scores" / "meg" / "minilm" / "rsa.nc")
+    mean = scores["score_mean"].sel(roi="mag")
+    planted = CONFIG["datasets"]["meg"]["simulate"]["planted"]
+    peaks = {}
+    for label, spec in planted.items():
+        curve = mean.sel(layer=mean["layer_index"] == spec["layer"]).squeeze("layer")
+        peaks[label] = float(curve["time"][int(curve.argmax("time"))])
+        assert abs(peaks[label] - spec["peak"]) <= 0.02 + 1e-9, (label, peaks)
+    assert [peaks[k] for k in sorted(planted, key=lambda k: planted[k]["peak"])] == sorted(peaks.values())
+    assert len(set(peaks.values())) == 3
 
 
 def test_lint_is_clean():

@@ -42,7 +42,7 @@ DEFAULTS = {
     "stimulus_duration": 2.0,
     "iti": [1.0, 3.0],
     "amplitude": 1.0,      # % signal change of a planted voxel's response (sd over stimuli)
-    "snr": 0.5,            # response variance / noise variance per volume
+    "snr": 4.0,            # response variance / noise variance per volume
     "trial_sd": 0.3,       # trial-to-trial variability, in units of the response sd
     "ar1": 0.3,
     "drift": 1.0,          # % signal change of the slow drift (sd)
