@@ -370,3 +370,37 @@ ENCODING_BAD = {
 @pytest.mark.parametrize("case", list(ENCODING_BAD))
 def test_encoding_config_errors_name_the_key(case):
     test_library_raises_the_same_config_error(case, ENCODING_BAD)
+
+
+def test_nifti_events_with_unknown_stimulus_fails_its_job(tmp_path, stimulus_ids):
+    """A real user's BIDS folder whose events name a stimulus outside the stimulus set: the brain
+    job fails naming the events file, and no brain file (or temporary file) is left behind."""
+    import nibabel as nib
+    import pandas as pd
+
+    copy_workflow(tmp_path)
+    func = tmp_path / "bids" / "sub-01" / "func"
+    func.mkdir(parents=True)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = -24
+    img = nib.Nifti1Image(np.random.default_rng(0).standard_normal((12, 12, 12, 30)).astype(np.float32), affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms((4.0, 4.0, 4.0, 2.0))
+    nib.save(img, func / "sub-01_task-read_run-1_bold.nii.gz")
+    events = pd.DataFrame({"onset": [2.0, 10.0], "duration": 1.0, "stimulus_id": [stimulus_ids[0], "zz_unknown"]})
+    events.to_csv(func / "sub-01_task-read_run-1_events.tsv", sep="\t", index=False)
+
+    def mutate(config):
+        config["datasets"]["reading"] = {"kind": "nifti_events", "stimuli": "sentences", "root": "bids",
+                                         "task": "read", "mask": "none",
+                                         "rois": {"spheres": {"a": {"center": [0, 0, 0], "radius": 6}}}}
+        config["analyses"].append({"datasets": ["reading"], "models": ["minilm"], "metrics": ["rsa"]})
+
+    _write_config(tmp_path, mutate)
+    proc = _run_brain(tmp_path, "reading")
+    out = _output(proc)
+    assert proc.returncode != 0, out[-3000:]
+    assert "sub-01_task-read_run-1_events.tsv: 1 stimulus id(s) not in the stimulus set" in out, out[-3000:]
+    assert "zz_unknown" in out
+    brain_dir = tmp_path / "results" / "brain"
+    assert not brain_dir.exists() or list(brain_dir.iterdir()) == []
