@@ -97,7 +97,7 @@ def all_dataset_similarities():
 
 
 # dataset kinds whose neuroids are voxels with x, y, z on a grid: encoding maps are written
-VOLUMETRIC_KINDS = ("simulated",)
+VOLUMETRIC_KINDS = ("simulated", "nifti_events")
 
 
 def summary_models(wildcards):
