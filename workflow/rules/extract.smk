@@ -8,7 +8,7 @@ rule extract:
         seed=config["seed"],
     threads: 2
     resources:
-        mem_mb=8000,
+        **family_resources("extract"),
     log:
         "results/logs/extract/{stimset}/{model}.log",
     conda:

@@ -10,6 +10,8 @@ rule plot_layer_curves:
             labels={"model": "{model}", "dataset": "{dataset}", "figure": "layer curves"},
         ),
         "results/figures/{dataset}/{model}/{metric}.svg",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/{dataset}/{model}/{metric}.log",
     conda:
@@ -30,6 +32,8 @@ rule plot_model_similarity:
             labels={"models": "{model_a} x {model_b}", "figure": "layer heatmaps"},
         ),
         "results/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}.svg",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}.log",
     conda:
@@ -52,6 +56,8 @@ rule plot_depth_correspondence:
         "results/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}.svg",
     params:
         figure="depth",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}.log",
     conda:
@@ -71,6 +77,8 @@ rule plot_dataset_similarity:
             labels={"datasets": "{dataset_a} x {dataset_b}", "figure": "ROI heatmaps"},
         ),
         "results/figures/dataset_similarity/{dataset_a}__{dataset_b}.svg",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/dataset_similarity/{dataset_a}__{dataset_b}.log",
     conda:
@@ -93,6 +101,8 @@ rule plot_rsa_rdms:
         "results/figures/{dataset}/{model}/rsa_rdms.svg",
     params:
         figure="rdms",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/{dataset}/{model}/rsa_rdms.log",
     conda:
@@ -115,6 +125,8 @@ rule plot_rsa_mds:
         "results/figures/{dataset}/{model}/rsa_mds.svg",
     params:
         figure="mds",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/{dataset}/{model}/rsa_mds.log",
     conda:
@@ -137,6 +149,8 @@ rule plot_encoding_glass_brain:
         "results/figures/{dataset}/{model}/encoding_glass_brain.svg",
     params:
         figure="glass_brain",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/{dataset}/{model}/encoding_glass_brain.log",
     conda:
@@ -157,6 +171,8 @@ rule plot_variance_partition:
             labels={"analysis": "{name}", "dataset": "{dataset}", "figure": "variance partition"},
         ),
         "results/figures/banded/{dataset}/{name}.svg",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/banded/{dataset}/{name}.log",
     conda:
@@ -172,6 +188,8 @@ rule collect_model_scores:
         "results/summary/{dataset}/{metric}.nc",
     params:
         control_of=summary_controls,
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/summary/{dataset}/{metric}.log",
     conda:
@@ -194,6 +212,8 @@ rule plot_model_comparison:
         "results/figures/{dataset}/models_{metric}.svg",
     params:
         figure="models",
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/figures/{dataset}/models_{metric}.log",
     conda:

@@ -8,7 +8,7 @@ rule rsa:
         **score_params("rsa"),
     threads: 1
     resources:
-        mem_mb=4000,
+        **family_resources("analysis"),
     log:
         "results/logs/rsa/{dataset}/{model}.log",
     conda:

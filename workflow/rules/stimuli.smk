@@ -5,6 +5,8 @@ rule stimuli:
         "results/stimuli/{stimset}.nc",
     params:
         spec=lambda wildcards: config["stimuli"][wildcards.stimset],
+    resources:
+        **family_resources("light"),
     log:
         "results/logs/stimuli/{stimset}.log",
     conda:
