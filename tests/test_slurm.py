@@ -72,7 +72,7 @@ def _running_job(rule: str) -> str | None:
     return None
 
 
-def test_reduced_workflow_on_slurm_survives_scancel(cluster, tmp_path_factory):
+def test_reduced_workflow_on_slurm_survives_scancel(cluster, tmp_path_factory, capsys):
     local = _workdir(tmp_path_factory, "local")
     run_snakemake(local, "--configfile", "reduced.yaml", "--cores", "2", check=True)
 
@@ -91,7 +91,6 @@ def test_reduced_workflow_on_slurm_survives_scancel(cluster, tmp_path_factory):
                 if cancelled:
                     time.sleep(3)  # let it get going, then kill it as a scheduler would
                     subprocess.run(["scancel", cancelled], check=True)
-                    print(f"scancel {cancelled} (rule brain)")
             time.sleep(2)
     finally:
         if proc.poll() is None:
@@ -106,8 +105,11 @@ def test_reduced_workflow_on_slurm_survives_scancel(cluster, tmp_path_factory):
     # one as CANCELLED, and the workflow still completed every job on a resubmission.
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", output))
     records = {job["JobId"]: job for job in slurm_cluster.completed_jobs()}
-    print("SLURM job ids:", sorted(submitted, key=int))
-    print("\n".join(f"{j['JobId']} {j['JobState']} {j.get('Name', '')}" for j in records.values()))
+    with capsys.disabled():  # shown in CI's output even though pytest captures output
+        print(f"\nSLURM job ids submitted by Snakemake: {sorted(submitted, key=int)}; scancel'd: {cancelled}")
+        print("SLURM job-completion log:\n" + "\n".join(
+            f"  JobId={j['JobId']} JobState={j['JobState']} NodeList={j.get('NodeList', '')} "
+            f"Start={j.get('StartTime', '')} End={j.get('EndTime', '')}" for j in records.values()))
     assert submitted, output[-3000:]
     assert submitted <= set(records), (sorted(submitted), sorted(records))
     assert records[cancelled]["JobState"] == "CANCELLED"
