@@ -1,6 +1,7 @@
-"""Planted truth: on the embedded default, every metric finds the layer that
-generated each ROI, and the pure-noise ROI stays inside a null bound derived
-here from shuffled stimulus labels (slow: uses the full default run)."""
+"""Planted truth on the ``simulated`` kind: every metric finds the layer that generated
+each ROI, and the pure-noise ROI stays inside a null bound derived here from shuffled
+stimulus labels (slow: reuses the default run's real MiniLM and SmolLM2 activations and
+scores them with the default config's metric settings)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from brainalign.analyze import brain_blocks
+from brainalign.analyze import brain_blocks, score_file
+from brainalign.config import load_config
+from brainalign.datasets import write_dataset
 from brainalign.io import read_activations, read_netcdf
 from brainalign.metrics import cka, encoding, rsa
 from brainalign.stimuli import align_to
@@ -22,6 +25,33 @@ MODELS = ("minilm", "smollm2")
 METRICS = ("rsa", "cka", "encoding", "mutual_knn")
 N_PERM = 500
 FAMILYWISE_ALPHA = 0.01
+# In-memory voxels (no GLM): 3 subjects, 2 repetitions, SNR 0.5 per voxel and repetition.
+SIMULATED = {"kind": "simulated", "stimuli": "sentences", "subjects": 3, "repetitions": 2, "snr": 0.5,
+             "rois": {"early": {"model": "minilm", "layer": 2, "voxels": 300, "center": [-52, -20, 4]},
+                      "middle": {"model": "minilm", "layer": 4, "voxels": 300, "center": [-56, -44, 12]},
+                      "late": {"model": "minilm", "layer": 6, "voxels": 300, "center": [-48, 20, 16]},
+                      "noise": {"voxels": 300, "center": [8, -80, 4]}}}
+
+
+@pytest.fixture(scope="module")
+def planted_run(default_run, tmp_path_factory):
+    """The simulated dataset and its scores, laid out like a workflow's results folder."""
+    from conftest import ROOT
+
+    config = load_config(ROOT / "config" / "config.yaml", base_dir=ROOT)
+    run = tmp_path_factory.mktemp("planted_run")
+    activations = {m: default_run / "results" / "activations" / "sentences" / f"{m}.nc" for m in MODELS}
+    (run / "results").mkdir()
+    (run / "results" / "activations").symlink_to(default_run / "results" / "activations")
+    brain = run / "results" / "brain" / "simulated.nc"
+    write_dataset("simulated", SIMULATED, default_run / "results" / "stimuli" / "sentences.nc", brain,
+                  seed=config["seed"], activations={"minilm": activations["minilm"]})
+    for metric in METRICS:
+        for m in MODELS:
+            score_file(metric, activations[m], brain, run / "results" / "scores" / "simulated" / m / f"{metric}.nc",
+                       config["metrics"][metric], seed=config["seed"],
+                       confidence=config["metrics"]["confidence"], names={"model": m, "dataset": "simulated"})
+    return run
 
 
 def _scores(run, metric):
@@ -29,26 +59,26 @@ def _scores(run, metric):
 
 
 @pytest.fixture(scope="module")
-def planted(default_run):
-    brain = read_netcdf(default_run / "results" / "brain" / "simulated.nc")
+def planted(planted_run):
+    brain = read_netcdf(planted_run / "results" / "brain" / "simulated.nc")
     return json.loads(brain.attrs["planted"])
 
 
 @pytest.fixture(scope="module")
-def noise_inputs(default_run):
-    brain = read_netcdf(default_run / "results" / "brain" / "simulated.nc")
+def noise_inputs(planted_run):
+    brain = read_netcdf(planted_run / "results" / "brain" / "simulated.nc")
     blocks, subjects, _ = brain_blocks(brain)
     noise = [blocks[s, "noise"] for s in subjects]
     layers = []
     for m in MODELS:
-        acts, _ = read_activations(default_run / "results" / "activations" / "sentences" / f"{m}.nc")
+        acts, _ = read_activations(planted_run / "results" / "activations" / "sentences" / f"{m}.nc")
         layers += [align_to(da, brain["stimulus_id"].values).values.astype(np.float64) for da in acts]
     return layers, noise
 
 
 @pytest.mark.parametrize("metric", METRICS)
-def test_best_layer_of_each_signal_roi_is_the_planted_one(default_run, planted, metric):
-    scores = _scores(default_run, metric)
+def test_best_layer_of_each_signal_roi_is_the_planted_one(planted_run, planted, metric):
+    scores = _scores(planted_run, metric)
     for roi, truth in planted.items():
         if truth is None:
             continue
@@ -65,7 +95,7 @@ def _familywise_bounds(null_max, null_min):
     return np.quantile(null_min, FAMILYWISE_ALPHA / 2), np.quantile(null_max, 1 - FAMILYWISE_ALPHA / 2)
 
 
-def test_noise_roi_rsa_within_permutation_null(default_run, noise_inputs):
+def test_noise_roi_rsa_within_permutation_null(planted_run, noise_inputs):
     layers, noise = noise_inputs
     model_rdms = np.stack([rsa.correlation_rdm(x) for x in layers])
     rng = np.random.default_rng(12345)
@@ -77,12 +107,12 @@ def test_noise_roi_rsa_within_permutation_null(default_run, noise_inputs):
         vals = rsa.compare(model_rdms, brain_rdms, "spearman").mean(1)  # subject mean per layer
         null_max[k], null_min[k] = vals.max(), vals.min()
     low, high = _familywise_bounds(null_max, null_min)
-    observed = np.concatenate([s["score_mean"].sel(roi="noise").values for s in _scores(default_run, "rsa").values()])
+    observed = np.concatenate([s["score_mean"].sel(roi="noise").values for s in _scores(planted_run, "rsa").values()])
     assert low < 0 < high
     assert np.all((observed > low) & (observed < high)), (observed, low, high)
 
 
-def test_noise_roi_cka_within_permutation_null(default_run, noise_inputs):
+def test_noise_roi_cka_within_permutation_null(planted_run, noise_inputs):
     layers, noise = noise_inputs
     grams = [cka.centered_gram(x)[None] for x in layers]
     rng = np.random.default_rng(54321)
@@ -95,13 +125,13 @@ def test_noise_roi_cka_within_permutation_null(default_run, noise_inputs):
         vals = np.array([cka.cka_from_grams(g, permuted)[0].mean() for g in grams])
         null_max[k], null_min[k] = vals.max(), vals.min()
     low, high = _familywise_bounds(null_max, null_min)
-    observed = np.concatenate([s["score_mean"].sel(roi="noise").values for s in _scores(default_run, "cka").values()])
+    observed = np.concatenate([s["score_mean"].sel(roi="noise").values for s in _scores(planted_run, "cka").values()])
     # CKA of unrelated data is biased upwards at n=120; the null captures that bias.
     assert high > 0.2
     assert np.all((observed > low) & (observed < high)), (observed, low, high)
 
 
-def test_noise_roi_encoding_within_shuffled_null(default_run, noise_inputs):
+def test_noise_roi_encoding_within_shuffled_null(planted_run, noise_inputs):
     """Held-out r of the noise ROI against a null from refitting on shuffled
     stimulus labels (a subset of layers, as each refit is a full nested CV)."""
     layers, noise = noise_inputs
@@ -119,8 +149,8 @@ def test_noise_roi_encoding_within_shuffled_null(default_run, noise_inputs):
     null = np.asarray(null)
     low, high = null.mean() - 5 * null.std(ddof=1), null.mean() + 5 * null.std(ddof=1)
     observed = np.concatenate([s["score_mean"].sel(roi="noise").values
-                               for s in _scores(default_run, "encoding").values()])
+                               for s in _scores(planted_run, "encoding").values()])
     assert np.all((observed > low) & (observed < high)), (observed, low, high, null)
     # the signal ROIs are far outside the same bound
-    signal = _scores(default_run, "encoding")["minilm"]["score_mean"].sel(roi=["early", "middle", "late"])
+    signal = _scores(planted_run, "encoding")["minilm"]["score_mean"].sel(roi=["early", "middle", "late"])
     assert float(signal.max("layer").min()) > high + 0.2
