@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test venv lint clean
+.PHONY: demo test venv lint clean screenshot chromium
 
 demo: $(VENV)/.installed
 	$(BIN)/snakemake --profile profiles/local
@@ -20,6 +20,16 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest tests -v --durations=15
 
 venv: $(VENV)/.installed
+
+# The report browser test (tests/test_report_browser.py) and `make screenshot` drive the
+# system Chromium through Playwright (the `test` extra); no `playwright install` download.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || { echo "chromium is missing: apt-get install -y --no-install-recommends chromium (.ci/run does this as root)" >&2; exit 1; }
+
+# A PNG of the report with an RSA figure open (after `make demo`); fails if the report is broken.
+screenshot: $(VENV)/.installed chromium
+	$(BIN)/python scripts/screenshot_report.py results/report.html results/report_screenshot.png --category RSA
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

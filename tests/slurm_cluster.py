@@ -110,12 +110,17 @@ def start() -> None:
 
 
 def stop() -> None:
+    """Stop the daemons and remove the ``slurm.conf`` this module wrote. Left behind, it makes
+    every SLURM client command wait for the absent controller: the SLURM executor plugin runs
+    ``scontrol show config`` when Snakemake loads it, which then costs 10 s per ``snakemake`` call."""
     for daemon in DAEMONS:
         _run("pkill", "-x", daemon, check=False)
     for _ in range(30):
         if all(_run("pgrep", "-x", d, check=False).returncode != 0 for d in DAEMONS):
-            return
+            break
         time.sleep(0.5)
+    if CONF.exists() and CONF.read_text().startswith("# brainalign test cluster"):
+        CONF.unlink()
 
 
 def completed_jobs() -> list[dict]:

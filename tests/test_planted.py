@@ -1,7 +1,7 @@
 """Planted truth on the ``simulated`` kind: every metric finds the layer that generated
 each ROI, and the pure-noise ROI stays inside a null bound derived here from shuffled
 stimulus labels (slow: reuses the default run's real MiniLM and SmolLM2 activations and
-scores them with the default config's metric settings)."""
+scores them with the default config's metric settings, without resamples)."""
 
 from __future__ import annotations
 
@@ -47,9 +47,13 @@ def planted_run(default_run, tmp_path_factory):
     write_dataset("simulated", SIMULATED, default_run / "results" / "stimuli" / "sentences.nc", brain,
                   seed=config["seed"], activations={"minilm": activations["minilm"]})
     for metric in METRICS:
+        # The tests read scores, not p values or intervals (the noise ROI gets its own null below):
+        # the default settings without the permutation and bootstrap resamples.
+        settings = {key: 0 if key in ("n_permutations", "n_bootstrap") else value
+                    for key, value in config["metrics"][metric].items()}
         for m in MODELS:
             score_file(metric, activations[m], brain, run / "results" / "scores" / "simulated" / m / f"{metric}.nc",
-                       config["metrics"][metric], seed=config["seed"],
+                       settings, seed=config["seed"],
                        confidence=config["metrics"]["confidence"], names={"model": m, "dataset": "simulated"})
     return run
 

@@ -206,14 +206,21 @@ def test_rerun_gives_identical_numbers(default_run):
         run_snakemake(default_run, "--cores", "1", "--touch", check=True)
 
 
-def test_report_has_every_metric(default_run):
+def test_report_has_every_category_and_figure(default_run):
     html = (default_run / "results" / "report.html").read_text(errors="ignore")
-    for word in ("rsa", "cka", "encoding", "procrustes", "mutual_knn", "model similarity", "dataset similarity",
-                 "minilm", "smollm2", "fmri", "meg", "depth correspondence"):
+    for category in ("Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Summary"):
+        assert f'"{category}"' in html, category
+    for word in ("procrustes", "mutual_knn", "minilm", "smollm2", "fmri", "meg", "depth correspondence"):
         assert word in html
     # the MiniLM x SmolLM2 depth-correspondence figure and heatmaps are embedded
     assert "depth/minilm__smollm2.png" in html and "heatmaps/minilm__smollm2.png" in html
     assert "models_rsa.png" in html and "models by relative depth" in html
+    for name in ("summary_rsa.png", "summary_encoding.png", "encoding_surface.png", "stimuli/sentences.png",
+                 "brain/fmri.png", "brain/meg.png"):
+        assert name in html, name
+    # captions end with the settings that made the figure (metric, comparator, CV, resamples, seed)
+    assert "1000 permutations of stimulus labels" in html and "1000 bootstrap samples over stimuli" in html
+    assert "5-fold outer cross-validation over stimuli" in html and "seed 2026" in html
 
 
 def test_models_compared_on_relative_depth(default_run):

@@ -11,16 +11,22 @@ from .plots import FIGURES, plot_file
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="brainalign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    plot = sub.add_parser("plot", help="redraw a figure from a scores or model-similarity NetCDF file")
-    plot.add_argument("scores", help="results/scores/{dataset}/{model}/{metric}.nc or "
-                                     "results/model_similarity/{stimuli}/{a}__{b}.nc")
-    plot.add_argument("-o", "--output", nargs="+", required=True, help="figure file(s): .png, .svg or .pdf")
+    plot = sub.add_parser("plot", help="redraw any report figure from the NetCDF file it was drawn from")
+    plot.add_argument("scores", help="results/scores/{dataset}/{model}/{metric}.nc, "
+                                     "results/model_similarity/{stimuli}/{a}__{b}.nc, "
+                                     "results/summary/{dataset}/{metric}.nc, results/stimuli/{stimuli}.nc, "
+                                     "results/brain/{dataset}.nc, ...")
+    plot.add_argument("-o", "--output", nargs="+", required=True,
+                      help="figure file(s): .png, .svg or .pdf (and .csv for --figure table)")
     plot.add_argument("--figure", choices=FIGURES, default="auto",
                       help="auto (default): layer curves for scores files (time curves when they have a "
                            "time dimension), heatmaps for similarity files; heatmap or depth: layer "
                            "heatmaps or depth correspondence of a model-similarity file; rdms: brain RDM "
                            "next to the best layer's RDM per ROI; mds: 2-D MDS of layer and brain RDMs; "
-                           "time: score over time per layer (RSA scores with those variables)")
+                           "time: score over time per layer (RSA scores with those variables); models: every model "
+                           "against relative depth and table: best layer per model x ROI (summary files); "
+                           "stimuli: the stimulus set; brain_data: ROI reliability, size and location; "
+                           "surface: encoding maps on fsaverage5")
     args = parser.parse_args(argv)
     try:
         plot_file(args.scores, args.output, figure=args.figure)

@@ -410,14 +410,15 @@ def dataset_comparison_measures(config: dict, a: str, b: str) -> list[str]:
     return measures
 
 
-def model_summary_jobs(config: dict) -> list[tuple[str, str, list[str]]]:
-    """(dataset, metric, models) where two or more activation models share a dataset and a
-    metric: their curves are drawn together against relative depth."""
+def model_summary_jobs(config: dict, min_models: int = 2) -> list[tuple[str, str, list[str]]]:
+    """(dataset, metric, models) where at least ``min_models`` activation models share a
+    dataset and a metric. With two or more, their curves are drawn together against relative
+    depth; every group (``min_models=1``) gets a summary table."""
     groups: dict[tuple[str, str], list[str]] = {}
     for dataset, model, metric in analysis_jobs(config):
         if not is_rdm_kind(config["models"][model]):
             groups.setdefault((dataset, metric), []).append(model)
-    return [(d, metric, models) for (d, metric), models in groups.items() if len(models) >= 2]
+    return [(d, metric, models) for (d, metric), models in groups.items() if len(models) >= min_models]
 
 
 def planted_models(dataset: dict) -> list[str]:

@@ -23,11 +23,13 @@ from .io import read_netcdf
 def _at_peak_time(scores: xr.Dataset) -> xr.Dataset:
     if "time" not in scores.dims:
         return scores
-    peak = scores["score_mean"].fillna(-np.inf).argmax("time")
-    out = scores.isel(time=peak)
+    higher = bool(int(scores.attrs.get("higher_is_better", 1)))
+    mean = scores["score_mean"]
+    peak = (mean.fillna(-np.inf) if higher else -mean.fillna(np.inf)).argmax("time")
+    out = scores.isel(time=peak)  # ``time`` becomes a (layer, roi) coordinate: each layer's peak time
     ceiling = scores[["ceiling_low", "ceiling_high"]].max("time")
-    return out.drop_vars(["ceiling_low", "ceiling_high"], errors="ignore").assign(ceiling_low=ceiling["ceiling_low"],
-                                                                                 ceiling_high=ceiling["ceiling_high"])
+    out = out.rename(ceiling_low="peak_ceiling_low", ceiling_high="peak_ceiling_high")  # at each layer's peak
+    return out.assign(ceiling_low=ceiling["ceiling_low"], ceiling_high=ceiling["ceiling_high"])
 
 
 def _interval(scores: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, str]:
@@ -51,6 +53,8 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
     shape = (len(models), n_slots, len(rois))
     mean, low, high = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
     names = np.full(shape[:2], "", dtype=object)
+    peak_time = np.full(shape, np.nan)
+    layer_ceiling = np.full((2, *shape), np.nan)  # the ceiling at each layer's own (peak) time
     depth = np.full(shape[:2], np.nan)
     intervals = []
     for i, model in enumerate(models):
@@ -66,11 +70,19 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
         low[i, :n] = ci_low.transpose("layer", "roi").values
         high[i, :n] = ci_high.transpose("layer", "roi").values
         names[i, :n] = s["layer"].values.astype(str)
+        for k, name in enumerate(("ceiling_low", "ceiling_high")):
+            value = s[f"peak_{name}"] if f"peak_{name}" in s else s[name]
+            layer_ceiling[k, i, :n] = np.broadcast_to(
+                value.transpose(*[d for d in ("layer", "roi") if d in value.dims]).values, (n, len(rois)))
+        if "time" in s.coords:
+            peak_time[i, :n] = np.broadcast_to(s["time"].transpose(*[d for d in ("layer", "roi") if d in s["time"].dims]
+                                                                   ).values, (n, len(rois)))
         depth[i, :n] = s["depth"].values if "depth" in s.coords else np.linspace(0, 1, n)
     first = files[models[0]].sel(roi=rois)
     higher = bool(first.attrs.get("higher_is_better", 1))
     best = np.nanargmax(np.where(np.isfinite(mean), mean if higher else -mean, -np.inf), axis=1)  # (model, roi)
     pick = lambda a: np.take_along_axis(a, best[:, None, :], 1)[:, 0]  # noqa: E731
+    timed = np.isfinite(peak_time).any()
     out = xr.Dataset(
         {
             "score_mean": (("model", "slot", "roi"), mean),
@@ -81,6 +93,8 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
             "best_score": (("model", "roi"), pick(mean)),
             "best_ci_low": (("model", "roi"), pick(low)),
             "best_ci_high": (("model", "roi"), pick(high)),
+            "best_ceiling_low": (("model", "roi"), pick(layer_ceiling[0])),
+            "best_ceiling_high": (("model", "roi"), pick(layer_ceiling[1])),
             "best_depth": (("model", "roi"), pick(np.broadcast_to(depth[..., None], shape))),
             "best_layer": (("model", "roi"), pick(np.broadcast_to(names[..., None], shape)).astype(str)),
         },
@@ -92,6 +106,9 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
                                                  "n_bootstrap", "bootstrap", "higher_is_better", "seed")
                if key in first.attrs},
     )
+    if timed:
+        out["peak_time"] = (("model", "slot", "roi"), peak_time, {"units": "s", "long_name": "time of the layer's peak"})
+        out["best_time"] = (("model", "roi"), pick(peak_time), {"units": "s", "long_name": "peak time of the best layer"})
     out["score_mean"].attrs["long_name"] = first["score"].attrs.get("long_name") or first.attrs.get(
         "metric_label") or first.attrs.get("metric", "score")
     return out

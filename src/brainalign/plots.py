@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import matplotlib
 
@@ -15,8 +14,8 @@ import xarray as xr  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
-# Okabe & Ito (2008) colour-blind-safe palette.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+from .figures.style import PALETTE, save, styled  # noqa: E402  (one style for every figure)
+
 ALPHA_SIGNIFICANT = 0.05
 
 
@@ -129,11 +128,7 @@ MEASURE_LABELS = {
 }
 
 
-def _save(fig, paths):
-    for path in [paths] if isinstance(paths, (str, Path)) else paths:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
+_save = save
 
 
 def plot_model_similarity(sim: xr.Dataset, paths):
@@ -595,6 +590,10 @@ FIGURE_NEEDS = {
     "glass_brain": (("target_r", "x", "y", "z"), ()),
     "partition": (("roi_unique", "roi_shared"), ()),
     "models": (("score_mean", "control_of", "best_depth"), ("model", "slot")),
+    "table": (("best_score", "best_ci_low", "best_ci_high", "best_layer"), ("model", "roi")),
+    "stimuli": (("stimulus_id",), ("stimulus",)),
+    "brain_data": (("responses",), ("neuroid",)),
+    "surface": (("target_r", "x", "y", "z"), ()),
 }
 FIGURES = ("auto", *FIGURE_NEEDS)
 
@@ -628,7 +627,12 @@ def plot_file(path, out_paths, figure: str = "auto"):
       - ``"time"``: score over time per layer (time-resolved scores);
       - ``"glass_brain"``: best layer per voxel on a glass brain (encoding scores);
       - ``"partition"``: unique and shared variance per ROI (banded-encoding files);
-      - ``"models"``: every model's curve against relative depth (model-summary files).
+      - ``"models"``: every model's curve against relative depth (model-summary files);
+      - ``"table"``: best layer per model x ROI with score, CI and ceiling-normalised score
+        (model-summary files; a ``.csv`` output path gets the table itself);
+      - ``"stimuli"``: category counts and sentence lengths or example images (stimulus files);
+      - ``"brain_data"``: reliability and size of each ROI, and where it is (brain-data files);
+      - ``"surface"``: encoding maps projected on fsaverage5 (encoding scores of voxel data).
 
     Raises ValueError naming the file and the missing variable when the file cannot give
     the requested figure. Returns the matplotlib Figure."""
@@ -638,7 +642,11 @@ def plot_file(path, out_paths, figure: str = "auto"):
         raise ValueError(f"unknown figure {figure!r}; choose one of {', '.join(FIGURES)}")
     data = read_netcdf(path)
     if figure == "auto":
-        if "similarity" in data:
+        if "responses" in data:
+            figure = "brain_data"
+        elif not data.data_vars and "stimulus_id" in data.coords:
+            figure = "stimuli"
+        elif "similarity" in data:
             figure = "heatmap"
         elif "roi_unique" in data:
             figure = "partition"
@@ -647,11 +655,30 @@ def plot_file(path, out_paths, figure: str = "auto"):
         elif "score" in data:
             figure = "time" if "time" in data.dims else "layers"
         else:
-            raise ValueError(f"{path}: neither a scores file nor a model-similarity file")
-    if figure == "layers":
-        return plot_layer_curves(data, out_paths)
-    _require(data, figure, source=path)
-    draw = {"heatmap": plot_model_similarity, "depth": plot_depth_correspondence, "rdms": plot_rdm_panels,
-            "mds": plot_rdm_mds, "time": plot_time_curves, "glass_brain": plot_encoding_glass_brain,
-            "partition": plot_variance_partition, "models": plot_model_depth_curves}[figure]
-    return draw(data, out_paths)
+            raise ValueError(f"{path}: not a file brainalign draws (no scores, similarity, summary, stimulus "
+                             "or brain-data variables)")
+    if figure != "layers":
+        _require(data, figure, source=path)
+    with styled():
+        return _drawer(figure)(data, out_paths)
+
+
+def _drawer(figure: str):
+    """The drawing function of a figure name (imported lazily: nilearn is slow to import)."""
+    if figure == "table":
+        from .figures.summary_table import plot_summary_table
+        return plot_summary_table
+    if figure == "stimuli":
+        from .figures.stimuli import plot_stimuli
+        return plot_stimuli
+    if figure == "brain_data":
+        from .figures.brain_data import plot_brain_data
+
+        return lambda data, paths: plot_brain_data(data, paths, seed=_seed(data))
+    if figure == "surface":
+        from .figures.surface import plot_encoding_surface
+        return plot_encoding_surface
+    return {"layers": plot_layer_curves, "heatmap": plot_model_similarity, "depth": plot_depth_correspondence,
+            "rdms": plot_rdm_panels, "mds": plot_rdm_mds, "time": plot_time_curves,
+            "glass_brain": plot_encoding_glass_brain, "partition": plot_variance_partition,
+            "models": plot_model_depth_curves}[figure]

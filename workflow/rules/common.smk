@@ -15,6 +15,7 @@ from brainalign.config import (
     planted_models,
     simulated_files,
 )
+from brainalign.captions import metric_category as _metric_category, settings_sentence, similarity_sentence
 
 
 def family_resources(family):
@@ -106,7 +107,7 @@ VOLUMETRIC_KINDS = ("simulated", "nifti_events")
 
 
 def summary_models(wildcards):
-    for dataset, metric, models in model_summary_jobs(config):
+    for dataset, metric, models in model_summary_jobs(config, min_models=1):
         if (dataset, metric) == (wildcards.dataset, wildcards.metric):
             return models
     raise ValueError(f"no model summary for dataset '{wildcards.dataset}' and metric '{wildcards.metric}'")
@@ -158,4 +159,50 @@ def all_figures():
         for d, metric, _ in model_summary_jobs(config)
         for fmt in formats
     ]
-    return scores + similarity + datasets + maps + banded + summaries
+    tables = [
+        f"results/figures/{d}/summary_{metric}.{fmt}"
+        for d, metric, _ in model_summary_jobs(config, min_models=1)
+        for fmt in [*formats, "csv"]
+    ]
+    surfaces = [f"results/figures/{d}/{m}/encoding_surface.{fmt}" for d, m in volumetric for fmt in formats]
+    stimuli = [
+        f"results/figures/stimuli/{s}.{fmt}"
+        for s in dict.fromkeys(stimset_of(d) for d, _, _ in analysis_jobs(config))
+        for fmt in formats
+    ]
+    brain = [
+        f"results/figures/brain/{d}.{fmt}"
+        for d in dict.fromkeys(d for d, _, _ in analysis_jobs(config))
+        if not is_rdm_kind(config["datasets"][d])
+        for fmt in formats
+    ]
+    return scores + similarity + datasets + maps + banded + summaries + tables + surfaces + stimuli + brain
+
+
+def metric_category(wildcards):
+    """Report category of a score figure: RSA, CKA (the CKA family) or Encoding."""
+    return _metric_category(wildcards.metric)
+
+
+def caption_settings(metric=None):
+    """Params function: the settings sentence of a figure's caption (metric, comparator, CV
+    scheme, permutations, bootstrap samples, seed). ``metric`` defaults to the wildcard; the
+    settings are the job's own (with its analysis overrides), or the first model's for
+    figures that span models."""
+
+    def settings(wildcards):
+        name = metric or wildcards.metric
+        model = getattr(wildcards, "model", None)
+        if model is None:
+            model = summary_models(wildcards)[0] if hasattr(wildcards, "metric") else None
+        dataset = getattr(wildcards, "dataset", None)
+        values = (analysis_settings(config, dataset, model, name) if model and dataset
+                  else dict(config["metrics"].get(name, {})))
+        return settings_sentence(name, values, config["seed"], config["metrics"]["confidence"])
+
+    return settings
+
+
+def similarity_caption_settings():
+    """Params function: the settings sentence of model/dataset similarity figures."""
+    return lambda wildcards: similarity_sentence(config["similarity"], config["seed"])
