@@ -117,7 +117,7 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
                frameon=False, fontsize=8)
     fig.suptitle(title or _title(scores, label), fontsize=10 if ncols == 1 else 11, wrap=True)
     fig.tight_layout(rect=(0, 0.16 if ncols == 1 else 0.08, 1, 1))
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
@@ -126,9 +126,6 @@ MEASURE_LABELS = {
     "procrustes": "Procrustes similarity (nuclear norm)", "angular_procrustes": "angular Procrustes distance (rad)",
     "mutual_knn": "mutual k-NN alignment", "rsa": "RSA (Spearman rho)",
 }
-
-
-_save = save
 
 
 def plot_model_similarity(sim: xr.Dataset, paths):
@@ -161,7 +158,7 @@ def plot_model_similarity(sim: xr.Dataset, paths):
         ax.set_visible(False)
     fig.suptitle(f"{what}: {a} x {b}", fontsize=11)
     fig.tight_layout()
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
@@ -185,7 +182,7 @@ def plot_depth_correspondence(sim: xr.Dataset, paths):
     fig.tight_layout(rect=(0, 0, 0.62, 1))
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(0.63, 0.5), frameon=False)
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
@@ -309,7 +306,7 @@ def plot_rdm_panels(scores: xr.Dataset, paths, title: str | None = None):
     fig.colorbar(image, ax=axes, label="dissimilarity (percentile)", shrink=0.8)
     fig.suptitle(title or f"{model} on {scores.attrs.get('dataset', '')}: brain RDM vs best layer RDM",
                  fontsize=11)
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
@@ -403,7 +400,7 @@ def plot_rdm_mds(scores: xr.Dataset, paths, title: str | None = None):
     _depth_colourbar(fig, ax, cmap)
     _legend_below(fig, [ax])
     fig.suptitle(title or f"{model} on {scores.attrs.get('dataset', '')}: layer and brain RDMs", fontsize=11)
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
@@ -476,7 +473,7 @@ def plot_time_curves(scores: xr.Dataset, paths, title: str | None = None):
     _depth_colourbar(fig, list(axes.flat[:n]), cmap)
     _legend_below(fig, axes.flat[:n], skip=set(layers))  # layers: the depth colourbar
     fig.suptitle(title or _title(scores, label), fontsize=11)
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
@@ -493,7 +490,7 @@ def plot_encoding_glass_brain(data: xr.Dataset, paths, threshold: float = 0.1):
         plot_best_layer_glass_brain(
             target_r, subject=subject, axes=ax, threshold=threshold,
             title=f"{data.attrs.get('model', '')} best layer, {subject} (held-out r > {threshold:g})")
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
@@ -519,7 +516,7 @@ def plot_variance_partition(data: xr.Dataset, paths):
     ax.set_title(f"variance partition: {data.attrs.get('name', '')}")
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
@@ -577,7 +574,7 @@ def plot_model_depth_curves(summary: xr.Dataset, paths, title: str | None = None
                           f"(bands: {level} CI, {', '.join(kinds)})", fontsize=10, wrap=True)
     rows_of_legend = int(np.ceil(len(labels) / 3))
     fig.tight_layout(rect=(0, min(0.08 * rows_of_legend, 0.4) / nrows, 1, 1))
-    _save(fig, paths)
+    save(fig, paths)
     return fig
 
 
