@@ -29,7 +29,7 @@ chromium:
 
 # A PNG of the report with an RSA figure open (after `make demo`); fails if the report is broken.
 screenshot: $(VENV)/.installed chromium
-	$(BIN)/python scripts/screenshot_report.py results/report.html results/report_screenshot.png --category RSA
+	$(BIN)/python tools/screenshot_report.py results/report.html results/report_screenshot.png --category RSA
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

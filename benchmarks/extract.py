@@ -130,7 +130,7 @@ def phase_bare(csv: Path, spec: dict) -> dict:
 
 
 def phase_ours(csv: Path, spec: dict, out: Path, seed: int) -> dict:
-    import brainalign.extract as extract
+    import brainalign.jobs.extract as extract
     from brainalign.io import ActivationWriter
     from brainalign.models import pooling, vision
     from brainalign.stimuli import load_stimulus_table

@@ -1,4 +1,4 @@
-from brainalign.banded_scores import banded_file
+from brainalign.jobs.banded import banded_file
 from brainalign.runlog import logged
 
 with logged(snakemake.log[0]):

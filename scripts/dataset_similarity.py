@@ -1,4 +1,4 @@
-from brainalign.datasim import compare_datasets_file
+from brainalign.jobs.dataset_similarity import compare_datasets_file
 from brainalign.runlog import logged
 
 with logged(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from brainalign.extract import extract_file
+from brainalign.jobs.extract import extract_file
 from brainalign.runlog import logged
 
 with logged(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from brainalign.brainmaps import write_encoding_maps
+from brainalign.jobs.maps import write_encoding_maps
 from brainalign.runlog import logged
 
 with logged(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from brainalign.modelsim import compare_models_file
+from brainalign.jobs.model_similarity import compare_models_file
 from brainalign.runlog import logged
 
 with logged(snakemake.log[0]):

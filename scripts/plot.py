@@ -1,5 +1,9 @@
-from brainalign.plots import plot_file
-from brainalign.runlog import logged
+import matplotlib
+
+matplotlib.use("Agg")  # a workflow job writes files; it never opens a window
+
+from brainalign.figures import plot_many  # noqa: E402
+from brainalign.runlog import logged  # noqa: E402
 
 with logged(snakemake.log[0]):
-    plot_file(snakemake.input[0], list(snakemake.output), figure=snakemake.params.get("figure", "auto"))
+    plot_many(snakemake.input[0], snakemake.params.figures)

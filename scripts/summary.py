@@ -1,4 +1,4 @@
-from brainalign.model_summary import collect_file
+from brainalign.jobs.summary import collect_file
 from brainalign.runlog import logged
 
 with logged(snakemake.log[0]):

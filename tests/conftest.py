@@ -48,7 +48,7 @@ def minilm_spec() -> dict:
 @pytest.fixture(scope="session")
 def minilm_activations(tmp_path_factory, stimuli_csv, minilm_spec) -> Path:
     """Real all-MiniLM-L6-v2 activations (7 hidden states) on the default sentences."""
-    from brainalign.extract import extract_activations
+    from brainalign.jobs.extract import extract_activations
     from brainalign.stimuli import load_stimulus_table
 
     out = tmp_path_factory.mktemp("activations") / "minilm.nc"

@@ -10,7 +10,7 @@ import xarray as xr
 from sklearn.linear_model import RidgeCV as SklearnRidgeCV
 from sklearn.model_selection import KFold
 
-from brainalign import analyze
+from brainalign.jobs import encoding as encoding_job
 from brainalign.datasets.simulated import planted_signal
 from brainalign.io import read_activations
 from brainalign.metrics import encoding, ridge
@@ -198,7 +198,7 @@ def test_planted_layer_recovered_above_an_snr_threshold(minilm_activations):
         rng = np.random.default_rng(80)
         signals = {roi: planted_signal(layers[li].values.astype(np.float64), 100, rng)
                    for roi, li in planted.items()}
-        result = analyze.encoding_dataset(layers, _brain(signals, snr, rng), SETTINGS, seed=0, confidence=0.95)
+        result = encoding_job.score_encoding(layers, _brain(signals, snr, rng), SETTINGS, seed=0, confidence=0.95)
         scores = result["score_mean"]
         best[snr] = {roi: int(scores.sel(roi=roi).argmax("layer")) for roi in planted}
         planted_score[snr] = [float(scores.sel(roi=roi).isel(layer=li)) for roi, li in planted.items()]
@@ -224,7 +224,7 @@ def test_ceiled_score_approaches_one_for_the_generating_layer():
                                         coords={"layer": f"layer{k}", "layer_index": k, "depth": k / 3}))
         h = np.tanh(h @ rng.standard_normal((p, p)) / np.sqrt(p) * 2.5)
     signal = planted_signal(activations[2].values, 50, rng)
-    result = analyze.encoding_dataset(activations, _brain({"roi": signal}, 0.5, rng, n_rep=4), SETTINGS,
+    result = encoding_job.score_encoding(activations, _brain({"roi": signal}, 0.5, rng, n_rep=4), SETTINGS,
                                       seed=0, confidence=0.95)
     ceiled = result["target_r_ceiled"].median("neuroid").values
     assert abs(ceiled[2] - 1.0) < 0.05
@@ -236,7 +236,7 @@ def test_ceiled_score_approaches_one_for_the_generating_layer():
 def test_banded_job_partitions_two_planted_bands():
     """The banded-encoding job (as its rule runs it, device 'auto'): an ROI generated from
     band a is explained uniquely by a, one from band b by b."""
-    from brainalign.banded_scores import banded_encoding
+    from brainalign.jobs.banded import banded_encoding
 
     rng = np.random.default_rng(100)
     n = 300

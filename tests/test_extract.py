@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brainalign.config import resolve_source
-from brainalign.extract import extract_activations
+from brainalign.jobs.extract import extract_activations
 from brainalign.io import read_activations
 from brainalign.models import load_model
 from brainalign.models.text import pool_tokens

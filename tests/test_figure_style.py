@@ -9,8 +9,8 @@ import pytest
 
 from brainalign.figures.style import PALETTE
 from brainalign.io import write_netcdf
-from brainalign.model_summary import collect_file
-from brainalign.plots import plot_file
+from brainalign.jobs.summary import collect_file
+from brainalign.figures import plot_file
 from test_figures_data import _planted, _stimuli
 from test_model_summary import scores_file
 from test_plots_rsa import LAYERS, METRIC_LABEL, make_scores, make_time_scores

@@ -18,7 +18,7 @@ import pytest
 import xarray as xr
 
 from brainalign import io, stimuli
-from brainalign.analyze import score
+from brainalign.jobs.score import score
 from brainalign.datasets import check_brain, load_dataset
 
 from conftest import ROOT

@@ -118,7 +118,7 @@ NETWORKS = ("efficientnet_lite0", "mobilenet_v2")
 @pytest.fixture(scope="module")
 def best_layers(k92_run):
     """Each network's (and control's) best layer for human IT on the same 1,000 stimulus resamples."""
-    from brainalign import rsa_scores
+    from brainalign.jobs import rsa as rsa_scores
     from brainalign.io import read_activations
 
     brain = rsa_scores.brain_rdms(read_netcdf(k92_run / "results/brain/human_it.nc"))

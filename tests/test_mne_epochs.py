@@ -330,7 +330,7 @@ PLANTED = {2: 0.10, 4: 0.20, 6: 0.30}  # MiniLM hidden state: latency (s)
 def test_planted_latencies_recovered_from_meg_files(tmp_path, minilm_activations, stimuli_csv):
     """Simulated Vectorview epochs -> mne_epochs -> time-resolved RSA finds each planted
     layer at its latency (simulation defaults: snr, width, subjects, repetitions)."""
-    from brainalign.analyze import score
+    from brainalign.jobs.score import score
     from brainalign.io import write_netcdf
     from brainalign.stimuli import load_stimulus_table
 

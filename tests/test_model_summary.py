@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 from brainalign.io import read_netcdf, write_netcdf
-from brainalign.model_summary import collect_file, collect_scores
-from brainalign.plots import plot_file
+from brainalign.jobs.summary import collect_file, collect_scores
+from brainalign.figures import plot_file
 
 
 def scores_file(path, n_layers: int, peak: int, rois=("IT", "V1"), boot=True, time=False):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from brainalign.analyze import brain_blocks, score
+from brainalign.jobs.common import brain_blocks
+from brainalign.jobs.score import score
 from brainalign.datasets import load_dataset
 from brainalign.io import ActivationWriter, read_activations, write_netcdf
 from brainalign.metrics import similarity, stats
-from brainalign.modelsim import compare_models, compare_models_file
+from brainalign.jobs.model_similarity import compare_models, compare_models_file
 from brainalign.stimuli import StimulusError, load_stimulus_table
 
 MEASURES = list(similarity.MEASURES)
@@ -144,7 +145,7 @@ def test_dataset_similarity_across_subjects(tmp_path, small_brain):
     """ROI x ROI similarity of a dataset with itself: subjects are never paired with
     themselves, the planted ROI is consistent across subjects and debiased CKA of the
     noise ROI is near zero while biased CKA is not."""
-    from brainalign.datasim import compare_datasets_file
+    from brainalign.jobs.dataset_similarity import compare_datasets_file
 
     out = tmp_path / "same.nc"
     compare_datasets_file(small_brain, small_brain, out, ["linear_cka", "debiased_cka", "rsa"], names=("d", "d"))

@@ -10,7 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from brainalign.analyze import brain_blocks, score_file
+from brainalign.jobs.common import brain_blocks
+from brainalign.jobs.score import score_file
 from brainalign.config import load_config
 from brainalign.datasets import write_dataset
 from brainalign.io import read_activations, read_netcdf

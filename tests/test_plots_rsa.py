@@ -16,7 +16,9 @@ import xarray as xr
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import false_discovery_control, rankdata, spearmanr
 
-from brainalign import plots
+from brainalign.figures import plot_file
+from brainalign.figures.layer_curves import plot_layer_curves, plot_time_curves
+from brainalign.figures.rdms import plot_rdm_mds, plot_rdm_panels
 from brainalign.io import write_netcdf
 
 LAYERS = ["embeddings", "block_01", "block_02", "block_03", "block_04"]
@@ -132,7 +134,7 @@ def test_layer_curves_mark_fdr_significant_layers(tmp_path, alpha):
     scores = make_scores(alpha)
     p_fdr = scores["p_fdr"].values
     assert (p_fdr < alpha).sum() != (scores["p_value"].values < alpha).sum()  # the test can tell them apart
-    fig = plots.plot_layer_curves(scores, [tmp_path / "curves.png"])
+    fig = plot_layer_curves(scores, [tmp_path / "curves.png"])
     label = f"p_FDR < {alpha:g}"
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == len(ROIS)
@@ -156,7 +158,7 @@ def test_layer_curves_of_old_files_use_raw_p(tmp_path):
     old = make_scores().drop_vars(["p_fdr", "best_layer_p", "boot_ci_low", "boot_ci_high", "brain_rdm",
                                    "best_rdm", "rdm_distance", "category", "best_layer", "rdm_label", "rdm_kind"])
     old.attrs.pop("alpha")
-    fig = plots.plot_layer_curves(old, [tmp_path / "old.png"])
+    fig = plot_layer_curves(old, [tmp_path / "old.png"])
     n_marks = sum(len(line.get_xdata()) for ax in fig.axes for line in _labelled(ax, "p < 0.05"))
     assert n_marks == (old["p_value"].values < 0.05).sum()
     assert not any(_labelled(ax, "p_FDR < 0.05") for ax in fig.axes)
@@ -174,7 +176,7 @@ def _percentiles(rdm):
 
 def test_rdm_panels_show_percentile_rdms_grouped_by_category(tmp_path):
     scores = make_scores()
-    fig = plots.plot_rdm_panels(scores, [tmp_path / "rdms.png", tmp_path / "rdms.pdf"])
+    fig = plot_rdm_panels(scores, [tmp_path / "rdms.png", tmp_path / "rdms.pdf"])
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 2 * len(ROIS)
     assert all(len(ax.images) == 1 for ax in panels)
@@ -198,7 +200,7 @@ def test_rdm_panels_show_percentile_rdms_grouped_by_category(tmp_path):
 # --------------------------------------------------------------------------- MDS
 def test_rdm_mds_places_layers_and_brains(tmp_path):
     scores = make_scores()
-    fig = plots.plot_rdm_mds(scores, [tmp_path / "mds.png", tmp_path / "mds.svg"])
+    fig = plot_rdm_mds(scores, [tmp_path / "mds.png", tmp_path / "mds.svg"])
     ax = fig.axes[0]
     (layers,) = _labelled(ax, "toy layer RDMs")
     (brains,) = _labelled(ax, "brain RDMs")
@@ -222,7 +224,7 @@ def test_rdm_mds_places_layers_and_brains(tmp_path):
 # --------------------------------------------------------------------------- time curves
 def test_time_curves(tmp_path):
     scores = make_time_scores()
-    fig = plots.plot_time_curves(scores, [tmp_path / "time.png"])
+    fig = plot_time_curves(scores, [tmp_path / "time.png"])
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_xlabel() == "time (ms)"]
     assert len(panels) == len(ROIS)
     best_depth = scores["depth"].values[scores["score_mean"].argmax("layer").transpose("roi", "time").values]
@@ -254,8 +256,8 @@ def test_time_curves(tmp_path):
 
 def test_time_resolved_files_draw_time_curves_not_layer_curves(tmp_path):
     path = write_netcdf(make_time_scores(), tmp_path / "rsa.nc")
-    for fig in (plots.plot_file(path, [tmp_path / "auto.png"]),
-                plots.plot_layer_curves(make_time_scores(), [tmp_path / "direct.png"])):
+    for fig in (plot_file(path, [tmp_path / "auto.png"]),
+                plot_layer_curves(make_time_scores(), [tmp_path / "direct.png"])):
         assert any(ax.get_xlabel() == "time (ms)" for ax in fig.axes)
         assert not any(ax.get_xlabel().startswith("layer") for ax in fig.axes)
 
@@ -264,17 +266,17 @@ def test_time_resolved_files_draw_time_curves_not_layer_curves(tmp_path):
 def test_plot_file_dispatch_and_missing_variables(tmp_path):
     static = write_netcdf(make_scores(), tmp_path / "static.nc")
     timed = write_netcdf(make_time_scores(), tmp_path / "timed.nc")
-    assert any(ax.images for ax in plots.plot_file(static, [tmp_path / "r.png"], figure="rdms").axes)
-    assert plots.plot_file(static, [tmp_path / "m.png"], figure="mds").axes[0].get_xlabel().startswith("MDS 1")
-    assert any(ax.get_xlabel().startswith("layer") for ax in plots.plot_file(static, [tmp_path / "a.png"]).axes)
+    assert any(ax.images for ax in plot_file(static, [tmp_path / "r.png"], figure="rdms").axes)
+    assert plot_file(static, [tmp_path / "m.png"], figure="mds").axes[0].get_xlabel().startswith("MDS 1")
+    assert any(ax.get_xlabel().startswith("layer") for ax in plot_file(static, [tmp_path / "a.png"]).axes)
     with pytest.raises(ValueError, match=r"timed\.nc.*'rdms'.*'brain_rdm'"):
-        plots.plot_file(timed, [tmp_path / "x.png"], figure="rdms")
+        plot_file(timed, [tmp_path / "x.png"], figure="rdms")
     with pytest.raises(ValueError, match="'rdm_distance'"):
-        plots.plot_file(timed, [tmp_path / "x.png"], figure="mds")
+        plot_file(timed, [tmp_path / "x.png"], figure="mds")
     with pytest.raises(ValueError, match="dimension 'time'"):
-        plots.plot_file(static, [tmp_path / "x.png"], figure="time")
+        plot_file(static, [tmp_path / "x.png"], figure="time")
     with pytest.raises(ValueError, match="'similarity'"):
-        plots.plot_file(static, [tmp_path / "x.png"], figure="heatmap")
+        plot_file(static, [tmp_path / "x.png"], figure="heatmap")
     assert not (tmp_path / "x.png").exists()
 
 

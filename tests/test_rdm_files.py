@@ -18,7 +18,8 @@ from scipy.spatial.distance import squareform
 from brainalign.datasets.rdms import load as load_rdm_dataset
 from brainalign.models.rdms import read_model_rdms, write_model_rdms
 from brainalign.rdm_files import read_rdm_file
-from brainalign.sources import resolve_file, sha256_of
+from brainalign.io import file_checksum as sha256_of
+from brainalign.sources import resolve_file
 from brainalign.stimuli import load_stimulus_table
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kriegeskorte2008_92images"

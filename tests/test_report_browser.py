@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from brainalign.report_browser import find_chromium, inspect_report, problems, summary
-
 from conftest import ROOT, run_snakemake
+
+from report_browser import find_chromium, inspect_report, problems, summary  # tools/ (on pytest's pythonpath)
 
 # The categories of the default workflow's report (``report(..., category=...)``).
 CATEGORIES = ["Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Summary"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.analyze import score
+from brainalign.jobs.score import score
 from brainalign.datasets import load_dataset
 from brainalign.io import write_netcdf
-from brainalign.plots import plot_file
+from brainalign.figures import plot_file
 from brainalign.stimuli import load_stimulus_table
 
 PLANTED = {"early": (1, 0.10), "middle": (3, 0.22), "late": (6, 0.34)}  # roi: (MiniLM hidden state, latency s)

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from brainalign.captions import CATEGORIES, metric_category, settings_sentence
+from brainalign.figures.captions import CATEGORIES, metric_category, settings_sentence
 from brainalign.figures.summary_table import cell_text, summary_frame
 from brainalign.io import write_netcdf
-from brainalign.model_summary import collect_file, collect_scores
-from brainalign.plots import plot_file
+from brainalign.jobs.summary import collect_file, collect_scores
+from brainalign.figures import plot_file
 from test_model_summary import scores_file
 
 

@@ -234,7 +234,7 @@ def test_random_projection_widths_and_small_layers_kept(photos):
 # ------------------------------------------------------------------ extraction to NetCDF
 
 def test_extraction_writes_the_contract_and_is_reproducible(tmp_path):
-    from brainalign.extract import extract_activations
+    from brainalign.jobs.extract import extract_activations
     from brainalign.io import read_activations
     from brainalign.stimuli import load_stimulus_table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .plots import FIGURES, plot_file
+from .figures.needs import FIGURES
 
 
 def main(argv=None) -> int:
@@ -28,6 +28,11 @@ def main(argv=None) -> int:
                            "stimuli: the stimulus set; brain_data: ROI reliability, size and location; "
                            "surface: encoding maps on fsaverage5")
     args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command line tool writes files; it never opens a window
+    from .figures import plot_file
+
     try:
         plot_file(args.scores, args.output, figure=args.figure)
     except (FileNotFoundError, KeyError, ValueError) as exc:

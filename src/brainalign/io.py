@@ -219,7 +219,6 @@ class ActivationWriter:
                  layer_indices: Sequence[int] | None = None, depths: Sequence[float] | None = None,
                  attrs: Mapping | None = None, dtype="float32", compression: Mapping | None = None):
         import h5netcdf
-        import h5py
 
         n_layers = len(layers)
         layer_indices = list(range(n_layers)) if layer_indices is None else list(layer_indices)

@@ -1,4 +1,7 @@
-"""Data files named in config: find them locally, or download them once, and check them.
+"""Where models and data files named in config come from.
+
+:func:`resolve_source` turns a model ``source`` (``package:NAME/SUB``, a local path, or a
+hub id) into a path or a hub id without importing anything heavy.
 
 :func:`resolve_file` turns a config entry's ``path`` (plus optional ``url`` and
 ``sha256``) into an existing, verified file. A download streams into a hidden
@@ -14,15 +17,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import importlib.util
+
 from .io import atomic_path, file_checksum
+
+PACKAGE_PREFIX = "package:"
 
 CHUNK = 1 << 20
 TIMEOUT = 60
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """sha256 hex digest of a file, read in chunks."""
-    return file_checksum(path)
 
 
 def resolve_file(path: str | os.PathLike, *, url: str | None = None, sha256: str | None = None,
@@ -47,7 +49,7 @@ def resolve_file(path: str | os.PathLike, *, url: str | None = None, sha256: str
         path = Path(base_dir) / path
     if path.exists():
         if sha256:
-            _check_digest(sha256_of(path), sha256, key, str(path))
+            _check_digest(file_checksum(path), sha256, key, str(path))
         return path
     if not url:
         raise ValueError(f"config key '{key}.path': file not found: {path} "
@@ -81,3 +83,39 @@ def _check_digest(actual: str, expected: str, key: str, what: str) -> None:
     if actual.lower() != str(expected).strip().lower():
         raise ValueError(f"config key '{key}.sha256': checksum mismatch for {what}: "
                          f"expected {expected}, got {actual}")
+
+
+def resolve_source(source: str, base_dir=None) -> tuple[str, bool]:
+    """Resolve a model ``source`` to (path or hub id, is_local).
+
+    ``package:NAME[/SUBDIR]`` finds an installed package's folder without importing
+    it; an existing path is local; anything else is taken as a hub id.
+    """
+    if source.startswith(PACKAGE_PREFIX):
+        name, _, sub = source[len(PACKAGE_PREFIX):].partition("/")
+        spec = importlib.util.find_spec(name) if name else None
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"package '{name}' is not installed")
+        folder = Path(list(spec.submodule_search_locations)[0]) / sub
+        if not folder.exists():
+            raise FileNotFoundError(f"{folder} does not exist inside package '{name}'")
+        return str(folder), True
+    path = Path(source).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    if path.exists():
+        return str(path), True
+    looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
+    if looks_like_path:
+        raise FileNotFoundError(f"local path {path} does not exist")
+    return source, False
+
+
+
+
+def split_import_path(path: str) -> tuple[str, str]:
+    """``package.module:attr.attr`` (or ``package.module.attr``) -> (module, attribute path)."""
+    module, sep, attr = path.partition(":")
+    return (module, attr) if sep else tuple(path.rpartition(".")[::2])
+
+

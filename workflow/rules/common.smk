@@ -1,4 +1,5 @@
 import os
+import re
 
 # Helpers shared by the rules: which files a config asks for.
 from brainalign.config import (
@@ -7,6 +8,7 @@ from brainalign.config import (
     banded_jobs,
     analysis_settings,
     is_rdm_kind,
+    is_volumetric,
     comparison_measures,
     dataset_comparison_jobs,
     dataset_comparison_measures,
@@ -15,7 +17,10 @@ from brainalign.config import (
     planted_models,
     simulated_files,
 )
-from brainalign.captions import metric_category as _metric_category, settings_sentence, similarity_sentence
+from brainalign.datasets.registry import dataset_kind
+from brainalign.figures.captions import settings_sentence, similarity_sentence
+from brainalign.figures.needs import FIGURE_LABELS
+from brainalign.metrics.registry import get_metric
 
 
 def family_resources(family):
@@ -47,8 +52,9 @@ def brain_inputs(wildcards):
         inputs[f"activations_{model}"] = f"results/activations/{spec['stimuli']}/{model}.nc"
     if simulated_files(spec):
         return {"stimuli": inputs["stimuli"], "simulated": f"results/simulated/{wildcards.dataset}"}
-    if spec["kind"] == "netcdf" or (is_rdm_kind(spec) and os.path.exists(spec["path"])):
-        inputs["source"] = spec["path"]
+    source_key = dataset_kind(spec["kind"]).source_key
+    if source_key and (not is_rdm_kind(spec) or os.path.exists(spec[source_key])):
+        inputs["source"] = spec[source_key]
     return inputs
 
 
@@ -82,14 +88,6 @@ def model_inputs(wildcards):
     return inputs
 
 
-def score_params(metric):
-    return {
-        "settings": lambda wildcards: analysis_settings(config, wildcards.dataset, wildcards.model, metric),
-        "seed": config["seed"],
-        "confidence": config["metrics"]["confidence"],
-    }
-
-
 def all_scores():
     return [f"results/scores/{d}/{m}/{metric}.nc" for d, m, metric in analysis_jobs(config)]
 
@@ -100,10 +98,6 @@ def all_model_similarities():
 
 def all_dataset_similarities():
     return [f"results/dataset_similarity/{a}__{b}.nc" for a, b in dataset_comparison_jobs(config)]
-
-
-# dataset kinds whose neuroids are voxels with x, y, z on a grid: encoding maps are written
-VOLUMETRIC_KINDS = ("simulated", "nifti_events")
 
 
 def summary_models(wildcards):
@@ -121,18 +115,43 @@ def summary_controls(wildcards):
     return {m: config["models"][m].get("control_of", "") for m in summary_models(wildcards)}
 
 
+def score_figure_names_for(metric, volumetric):
+    """The figures drawn from one scores file: layer curves, the metric's own extra figures
+    (registry ``figures``), and per-voxel maps where the metric has them and the data is volumetric."""
+    entry = get_metric(metric)
+    return ["layers", *entry.figures] + (["glass_brain", "surface"] if entry.maps and volumetric else [])
+
+
+def score_figure_names(dataset, metric):
+    return score_figure_names_for(metric, is_volumetric(config["datasets"][dataset]))
+
+
+def dataset_pattern(volumetric):
+    """Wildcard constraint on ``{dataset}``: the volumetric datasets (True), the others (False), any (None)."""
+    if volumetric is None:
+        return NAME
+    names = [re.escape(d) for d, spec in config["datasets"].items() if is_volumetric(spec) == volumetric]
+    return "|".join(names) or "(?!)"
+
+
+def figure_stem(figure, dataset="{dataset}", model="{model}", metric="{metric}"):
+    """Path stem (no suffix) of a score figure: the layer curves are {metric}.*, the others {metric}_{figure}.*."""
+    name = metric if figure == "layers" else f"{metric}_{figure}"
+    return f"results/figures/{dataset}/{model}/{name}"
+
+
+def volumetric_maps():
+    """(dataset, model, metric) whose per-voxel maps are written."""
+    return [(d, m, metric) for d, m, metric in analysis_jobs(config)
+            if get_metric(metric).maps and is_volumetric(config["datasets"][d])]
+
+
 def all_figures():
     formats = config["report"]["formats"]
     scores = [
-        f"results/figures/{d}/{m}/{metric}.{fmt}"
+        f"{figure_stem(figure, d, m, metric)}.{fmt}"
         for d, m, metric in analysis_jobs(config)
-        for fmt in formats
-    ]
-    scores += [
-        f"results/figures/{d}/{m}/rsa_{figure}.{fmt}"
-        for d, m, metric in analysis_jobs(config)
-        if metric == "rsa"
-        for figure in ("rdms", "mds")
+        for figure in score_figure_names(d, metric)
         for fmt in formats
     ]
     similarity = [
@@ -146,13 +165,7 @@ def all_figures():
         for a, b in dataset_comparison_jobs(config)
         for fmt in formats
     ]
-    volumetric = [
-        (d, m)
-        for d, m, metric in analysis_jobs(config)
-        if metric == "encoding" and config["datasets"][d]["kind"] in VOLUMETRIC_KINDS
-    ]
-    maps = [f"results/maps/{d}/{m}/encoding" for d, m in volumetric]
-    maps += [f"results/figures/{d}/{m}/encoding_glass_brain.{fmt}" for d, m in volumetric for fmt in formats]
+    maps = [f"results/maps/{d}/{m}/{metric}" for d, m, metric in volumetric_maps()]
     banded = [f"results/figures/banded/{d}/{n}.{fmt}" for d, n in banded_jobs(config) for fmt in formats]
     summaries = [
         f"results/figures/{d}/models_{metric}.{fmt}"
@@ -164,7 +177,6 @@ def all_figures():
         for d, metric, _ in model_summary_jobs(config, min_models=1)
         for fmt in [*formats, "csv"]
     ]
-    surfaces = [f"results/figures/{d}/{m}/encoding_surface.{fmt}" for d, m in volumetric for fmt in formats]
     stimuli = [
         f"results/figures/stimuli/{s}.{fmt}"
         for s in dict.fromkeys(stimset_of(d) for d, _, _ in analysis_jobs(config))
@@ -176,12 +188,36 @@ def all_figures():
         if not is_rdm_kind(config["datasets"][d])
         for fmt in formats
     ]
-    return scores + similarity + datasets + maps + banded + summaries + tables + surfaces + stimuli + brain
+    return scores + similarity + datasets + maps + banded + summaries + tables + stimuli + brain
+
+
+def figure_outputs(stems, caption, category, subcategory, labels, extra=()):
+    """Output files of a figure job: for each (figure, stem), its PNG (in the report, with the
+    caption ``caption.format(figure=...)``) and SVG, plus ``extra`` files (e.g. a table's CSV)."""
+    outputs = []
+    for figure, stem in stems:
+        outputs.append(report(f"{stem}.png", caption=caption.format(figure=figure), category=category,
+                              subcategory=subcategory, labels={**labels, "figure": FIGURE_LABELS[figure]}))
+        outputs.append(f"{stem}.svg")
+    return outputs + list(extra)
+
+
+def figure_plan(stems, extra=()):
+    """Params function: [(figure, [output paths])] of a figure job, in output order."""
+
+    def plan(wildcards):
+        jobs = [(figure, [f"{stem}.png".format(**wildcards), f"{stem}.svg".format(**wildcards)])
+                for figure, stem in stems]
+        if extra:
+            jobs[-1][1].extend(path.format(**wildcards) for path in extra)
+        return jobs
+
+    return plan
 
 
 def metric_category(wildcards):
-    """Report category of a score figure: RSA, CKA (the CKA family) or Encoding."""
-    return _metric_category(wildcards.metric)
+    """Report category of a score figure (the metric registry's ``category``)."""
+    return get_metric(wildcards.metric).category
 
 
 def caption_settings(metric=None):

@@ -1,31 +1,12 @@
-rule encoding:
-    input:
-        activations=activations_of,
-        brain="results/brain/{dataset}.nc",
-    output:
-        "results/scores/{dataset}/{model}/encoding.nc",
-    params:
-        **score_params("encoding"),
-    threads: 2
-    resources:
-        **family_resources("analysis"),
-    log:
-        "results/logs/encoding/{dataset}/{model}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/score.py"
-
-
 rule encoding_maps:
     input:
-        "results/scores/{dataset}/{model}/encoding.nc",
+        "results/scores/{dataset}/{model}/{metric}.nc",
     output:
-        directory("results/maps/{dataset}/{model}/encoding"),
+        directory("results/maps/{dataset}/{model}/{metric}"),
     resources:
         **family_resources("analysis"),
     log:
-        "results/logs/maps/{dataset}/{model}.log",
+        "results/logs/maps/{dataset}/{model}/{metric}.log",
     conda:
         "../../envs/analysis.yaml"
     script:

@@ -1,197 +1,87 @@
-rule plot_layer_curves:
+# Figures for the report. Every figure job draws all figures of one NetCDF file in one process
+# (scripts/plot.py -> brainalign.figures.plot_many): Python and matplotlib are imported once per
+# file, not once per figure. The figure rules share one definition (`use rule ... with:`).
+
+
+rule plot_stimuli:
     input:
-        "results/scores/{dataset}/{model}/{metric}.nc",
+        "results/stimuli/{stimset}.nc",
     output:
-        report(
-            "results/figures/{dataset}/{model}/{metric}.png",
-            caption="../report/layer_curves.rst",
-            category=metric_category,
-            subcategory="{dataset}",
-            labels={"model": "{model}", "metric": "{metric}", "figure": "layer curves"},
-        ),
-        "results/figures/{dataset}/{model}/{metric}.svg",
+        figure_outputs([("stimuli", "results/figures/stimuli/{stimset}")], "../report/stimuli.rst",
+                       "Stimuli", None, {"stimulus set": "{stimset}"}),
     params:
-        settings=caption_settings(),
+        figures=figure_plan([("stimuli", "results/figures/stimuli/{stimset}")]),
+        settings="",
     resources:
         **family_resources("light"),
     log:
-        "results/logs/figures/{dataset}/{model}/{metric}.log",
+        "results/logs/figures/stimuli/{stimset}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot.py"
 
 
-rule plot_model_similarity:
+use rule plot_stimuli as plot_brain_data with:
     input:
-        "results/model_similarity/{stimset}/{model_a}__{model_b}.nc",
+        "results/brain/{dataset}.nc",
     output:
-        report(
-            "results/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}.png",
-            caption="../report/model_similarity.rst",
-            category="Models",
-            subcategory="{stimset}",
-            labels={"models": "{model_a} x {model_b}", "figure": "layer heatmaps"},
-        ),
-        "results/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}.svg",
+        figure_outputs([("brain_data", "results/figures/brain/{dataset}")], "../report/brain_data.rst",
+                       "Brain data", "datasets", {"dataset": "{dataset}"}),
     params:
-        settings=similarity_caption_settings(),
-    resources:
-        **family_resources("light"),
+        figures=figure_plan([("brain_data", "results/figures/brain/{dataset}")]),
+        settings="",
     log:
-        "results/logs/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
+        "results/logs/figures/brain/{dataset}.log",
 
 
-rule plot_depth_correspondence:
+MODEL_SIMILARITY_FIGURES = [
+    ("heatmap", "results/figures/model_similarity/{stimset}/heatmaps/{model_a}__{model_b}"),
+    ("depth", "results/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}"),
+]
+
+
+use rule plot_stimuli as plot_model_similarity with:
     input:
         "results/model_similarity/{stimset}/{model_a}__{model_b}.nc",
     output:
-        report(
-            "results/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}.png",
-            caption="../report/depth_correspondence.rst",
-            category="Models",
-            subcategory="{stimset}",
-            labels={"models": "{model_a} x {model_b}", "figure": "depth correspondence"},
-        ),
-        "results/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}.svg",
+        figure_outputs(MODEL_SIMILARITY_FIGURES[:1], "../report/model_similarity.rst", "Models", "{stimset}",
+                       {"models": "{model_a} x {model_b}"})
+        + figure_outputs(MODEL_SIMILARITY_FIGURES[1:], "../report/depth_correspondence.rst", "Models",
+                         "{stimset}", {"models": "{model_a} x {model_b}"}),
     params:
-        figure="depth",
+        figures=figure_plan(MODEL_SIMILARITY_FIGURES),
         settings=similarity_caption_settings(),
-    resources:
-        **family_resources("light"),
     log:
-        "results/logs/figures/model_similarity/{stimset}/depth/{model_a}__{model_b}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
+        "results/logs/figures/model_similarity/{stimset}/{model_a}__{model_b}.log",
 
 
-rule plot_dataset_similarity:
+use rule plot_stimuli as plot_dataset_similarity with:
     input:
         "results/dataset_similarity/{dataset_a}__{dataset_b}.nc",
     output:
-        report(
-            "results/figures/dataset_similarity/{dataset_a}__{dataset_b}.png",
-            caption="../report/dataset_similarity.rst",
-            category="Brain data",
-            subcategory="dataset similarity",
-            labels={"dataset": "{dataset_a} x {dataset_b}", "figure": "ROI similarity heatmaps"},
-        ),
-        "results/figures/dataset_similarity/{dataset_a}__{dataset_b}.svg",
+        figure_outputs([("dataset_heatmap", "results/figures/dataset_similarity/{dataset_a}__{dataset_b}")],
+                       "../report/dataset_similarity.rst", "Brain data", "dataset similarity",
+                       {"dataset": "{dataset_a} x {dataset_b}"}),
     params:
+        figures=figure_plan([("heatmap", "results/figures/dataset_similarity/{dataset_a}__{dataset_b}")]),
         settings=similarity_caption_settings(),
-    resources:
-        **family_resources("light"),
     log:
         "results/logs/figures/dataset_similarity/{dataset_a}__{dataset_b}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
 
 
-rule plot_rsa_rdms:
-    input:
-        "results/scores/{dataset}/{model}/rsa.nc",
-    output:
-        report(
-            "results/figures/{dataset}/{model}/rsa_rdms.png",
-            caption="../report/rsa_rdms.rst",
-            category="RSA",
-            subcategory="{dataset}",
-            labels={"model": "{model}", "metric": "rsa", "figure": "RDM panels"},
-        ),
-        "results/figures/{dataset}/{model}/rsa_rdms.svg",
-    params:
-        figure="rdms",
-        settings=caption_settings("rsa"),
-    resources:
-        **family_resources("light"),
-    log:
-        "results/logs/figures/{dataset}/{model}/rsa_rdms.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
-
-
-rule plot_rsa_mds:
-    input:
-        "results/scores/{dataset}/{model}/rsa.nc",
-    output:
-        report(
-            "results/figures/{dataset}/{model}/rsa_mds.png",
-            caption="../report/rsa_mds.rst",
-            category="RSA",
-            subcategory="{dataset}",
-            labels={"model": "{model}", "metric": "rsa", "figure": "RDM MDS"},
-        ),
-        "results/figures/{dataset}/{model}/rsa_mds.svg",
-    params:
-        figure="mds",
-        settings=caption_settings("rsa"),
-    resources:
-        **family_resources("light"),
-    log:
-        "results/logs/figures/{dataset}/{model}/rsa_mds.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
-
-
-rule plot_encoding_glass_brain:
-    input:
-        "results/scores/{dataset}/{model}/encoding.nc",
-    output:
-        report(
-            "results/figures/{dataset}/{model}/encoding_glass_brain.png",
-            caption="../report/encoding_glass_brain.rst",
-            category="Encoding",
-            subcategory="{dataset}",
-            labels={"model": "{model}", "metric": "encoding", "figure": "best layer, glass brain"},
-        ),
-        "results/figures/{dataset}/{model}/encoding_glass_brain.svg",
-    params:
-        figure="glass_brain",
-        settings=caption_settings("encoding"),
-    resources:
-        **family_resources("light"),
-    log:
-        "results/logs/figures/{dataset}/{model}/encoding_glass_brain.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
-
-
-rule plot_variance_partition:
+use rule plot_stimuli as plot_variance_partition with:
     input:
         "results/banded/{dataset}/{name}.nc",
     output:
-        report(
-            "results/figures/banded/{dataset}/{name}.png",
-            caption="../report/variance_partition.rst",
-            category="Encoding",
-            subcategory="{dataset}",
-            labels={"model": "{name}", "metric": "banded encoding", "figure": "variance partition"},
-        ),
-        "results/figures/banded/{dataset}/{name}.svg",
+        figure_outputs([("partition", "results/figures/banded/{dataset}/{name}")],
+                       "../report/variance_partition.rst", "Encoding", "{dataset}",
+                       {"model": "{name}", "metric": "banded encoding"}),
     params:
+        figures=figure_plan([("partition", "results/figures/banded/{dataset}/{name}")]),
         settings=caption_settings("encoding"),
-    resources:
-        **family_resources("light"),
     log:
         "results/logs/figures/banded/{dataset}/{name}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
 
 
 rule collect_model_scores:
@@ -211,124 +101,59 @@ rule collect_model_scores:
         "../../scripts/summary.py"
 
 
-rule plot_model_comparison:
+use rule plot_stimuli as plot_model_comparison with:
     input:
         "results/summary/{dataset}/{metric}.nc",
     output:
-        report(
-            "results/figures/{dataset}/models_{metric}.png",
-            caption="../report/model_comparison.rst",
-            category=metric_category,
-            subcategory="{dataset}",
-            labels={"model": "all models", "metric": "{metric}", "figure": "models by relative depth"},
-        ),
-        "results/figures/{dataset}/models_{metric}.svg",
+        figure_outputs([("models", "results/figures/{dataset}/models_{metric}")], "../report/model_comparison.rst",
+                       metric_category, "{dataset}", {"model": "all models", "metric": "{metric}"}),
     params:
-        figure="models",
+        figures=figure_plan([("models", "results/figures/{dataset}/models_{metric}")]),
         settings=caption_settings(),
-    resources:
-        **family_resources("light"),
     log:
         "results/logs/figures/{dataset}/models_{metric}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
 
 
-rule plot_summary_table:
+use rule plot_stimuli as plot_summary_table with:
     input:
         "results/summary/{dataset}/{metric}.nc",
     output:
-        report(
-            "results/figures/{dataset}/summary_{metric}.png",
-            caption="../report/summary_table.rst",
-            category="Summary",
-            subcategory="{dataset}",
-            labels={"metric": "{metric}", "figure": "best layer per model x ROI"},
-        ),
-        "results/figures/{dataset}/summary_{metric}.svg",
-        "results/figures/{dataset}/summary_{metric}.csv",
+        figure_outputs([("table", "results/figures/{dataset}/summary_{metric}")], "../report/summary_table.rst",
+                       "Summary", "{dataset}", {"metric": "{metric}"},
+                       extra=["results/figures/{dataset}/summary_{metric}.csv"]),
     params:
-        figure="table",
+        figures=figure_plan([("table", "results/figures/{dataset}/summary_{metric}")],
+                            extra=["results/figures/{dataset}/summary_{metric}.csv"]),
         settings=caption_settings(),
-    resources:
-        **family_resources("light"),
     log:
         "results/logs/figures/{dataset}/summary_{metric}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
 
 
-rule plot_stimuli:
-    input:
-        "results/stimuli/{stimset}.nc",
-    output:
-        report(
-            "results/figures/stimuli/{stimset}.png",
-            caption="../report/stimuli.rst",
-            category="Stimuli",
-            labels={"stimulus set": "{stimset}", "figure": "categories and content"},
-        ),
-        "results/figures/stimuli/{stimset}.svg",
-    params:
-        figure="stimuli",
-    resources:
-        **family_resources("light"),
-    log:
-        "results/logs/figures/stimuli/{stimset}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
+# The figures of one scores file, in one job: the layer curves, the metric's own figures (registry
+# ``figures``), and on volumetric data the per-voxel maps of metrics that have them (registry ``maps``).
+for _metric in metric_names():
+    for _volumetric in (False, True) if get_metric(_metric).maps else (None,):
+        _stems = [(figure, figure_stem(figure)) for figure in score_figure_names_for(_metric, _volumetric)]
 
-
-rule plot_brain_data:
-    input:
-        "results/brain/{dataset}.nc",
-    output:
-        report(
-            "results/figures/brain/{dataset}.png",
-            caption="../report/brain_data.rst",
-            category="Brain data",
-            subcategory="datasets",
-            labels={"dataset": "{dataset}", "figure": "reliability, size and location of ROIs"},
-        ),
-        "results/figures/brain/{dataset}.svg",
-    params:
-        figure="brain_data",
-    resources:
-        **family_resources("light"),
-    log:
-        "results/logs/figures/brain/{dataset}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
-
-
-rule plot_encoding_surface:
-    input:
-        "results/scores/{dataset}/{model}/encoding.nc",
-    output:
-        report(
-            "results/figures/{dataset}/{model}/encoding_surface.png",
-            caption="../report/encoding_surface.rst",
-            category="Encoding",
-            subcategory="{dataset}",
-            labels={"model": "{model}", "metric": "encoding", "figure": "maps on fsaverage5"},
-        ),
-        "results/figures/{dataset}/{model}/encoding_surface.svg",
-    params:
-        figure="surface",
-        settings=caption_settings("encoding"),
-    resources:
-        **family_resources("light"),
-    log:
-        "results/logs/figures/{dataset}/{model}/encoding_surface.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot.py"
+        rule:
+            name:
+                f"plot_{_metric}" + ("_maps" if _volumetric else "")
+            input:
+                "results/scores/{dataset}/{model}/{metric}.nc",
+            output:
+                figure_outputs(_stems, "../report/{figure}.rst", metric_category, "{dataset}",
+                               {"model": "{model}", "metric": "{metric}"}),
+            params:
+                figures=figure_plan(_stems),
+                settings=caption_settings(),
+            wildcard_constraints:
+                metric=_metric,
+                dataset=dataset_pattern(_volumetric),
+            resources:
+                **family_resources("light"),
+            log:
+                "results/logs/figures/{dataset}/{model}/{metric}.log",
+            conda:
+                "../../envs/analysis.yaml"
+            script:
+                "../../scripts/plot.py"

@@ -1,7 +1,7 @@
 """Dataset kinds. Each kind is one module with a ``load(name, spec, stimuli, **inputs)``
 function returning the brain-responses contract (``root`` is the folder of a
-simulated dataset's files, written by :mod:`brainalign.simulate`); :data:`REGISTRY` maps a config
-``kind`` to it.
+simulated dataset's files, written by :mod:`brainalign.simulate`); :mod:`brainalign.datasets.registry` maps a config
+``kind`` to it (lazily: a kind's dependencies load only when its data is read).
 
 Brain responses are an ``xarray.Dataset`` with the variable ``responses`` of dims
 ``(stimulus, neuroid, repetition)`` (+ ``time`` for MEG/EEG), the coordinate
@@ -11,26 +11,13 @@ on ``neuroid``.
 
 from __future__ import annotations
 
-from . import mne_epochs, netcdf, nifti_events, rdms, simulated
 from .contract import check_brain
-
-REGISTRY = {
-    "simulated": simulated.load,
-    "nifti_events": nifti_events.load,
-    "mne_epochs": mne_epochs.load,
-    "netcdf": netcdf.load,
-    "rdm_mat": rdms.load,
-    "rdm_npy": rdms.load,
-}
+from .registry import dataset_kind
 
 
 def load_dataset(name: str, spec: dict, stimuli, **inputs):
     """Build the brain contract for a validated ``datasets.<name>`` config entry."""
-    try:
-        loader = REGISTRY[spec["kind"]]
-    except KeyError:
-        raise ValueError(f"config key 'datasets.{name}.kind': unknown dataset kind '{spec['kind']}' "
-                         f"(known: {sorted(REGISTRY)})") from None
+    loader = dataset_kind(spec["kind"], key=f"datasets.{name}.kind").load_function()
     brain = loader(name, spec, stimuli, **inputs)
     check_brain(brain, what=f"dataset '{name}'")
     return with_conditions(brain, stimuli)
@@ -61,4 +48,4 @@ def write_dataset(name: str, spec: dict, stimuli_path, out_path, *, seed: int = 
     return write_netcdf(brain, out_path, attrs={**attrs, **brain.attrs})
 
 
-__all__ = ["REGISTRY", "load_dataset", "check_brain", "write_dataset"]
+__all__ = ["load_dataset", "check_brain", "write_dataset"]

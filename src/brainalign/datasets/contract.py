@@ -51,12 +51,23 @@ def check_brain(brain: xr.Dataset, what: str = "brain data") -> xr.Dataset:
     return brain
 
 
+def subject_roi_cells(subject_of, roi_of):
+    """The (subject, ROI) cells of a neuroid axis: sorted subjects, sorted ROIs, and
+    ``(i, j, neuroid indices)`` for every cell that has neuroids. The one iteration every
+    per-subject x per-ROI computation uses."""
+    subject_of, roi_of = np.asarray(subject_of).astype(str), np.asarray(roi_of).astype(str)
+    subjects, rois = np.unique(subject_of), np.unique(roi_of)
+    cells = []
+    for i, s in enumerate(subjects):
+        for j, r in enumerate(rois):
+            idx = np.flatnonzero((subject_of == s) & (roi_of == r))
+            if len(idx):
+                cells.append((i, j, idx))
+    return subjects, rois, cells
+
+
 def subject_roi_groups(brain: xr.Dataset):
     """Yield (subject, roi, neuroid indices) in sorted order."""
-    subjects = brain["subject"].values.astype(str)
-    rois = brain["roi"].values.astype(str)
-    for s in np.unique(subjects):
-        for r in np.unique(rois):
-            idx = np.flatnonzero((subjects == s) & (rois == r))
-            if len(idx):
-                yield s, r, idx
+    subjects, rois, cells = subject_roi_cells(brain["subject"].values, brain["roi"].values)
+    for i, j, idx in cells:
+        yield subjects[i], rois[j], idx

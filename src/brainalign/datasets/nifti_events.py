@@ -275,7 +275,7 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, root=None, *
     runs = discover_runs(name, spec, base)
     subjects = list(dict.fromkeys(r.subject for r in runs))
     blocks, subj, roi_of, xyz, dropped, files = [], [], [], [], {}, []
-    affines, reps = [], []
+    affines, shapes, reps = [], [], []
     progress = tqdm(total=len(runs), desc=f"GLM {name}", unit="run")
     for subject in subjects:
         sruns = [r for r in runs if r.subject == subject]
@@ -330,6 +330,7 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, root=None, *
         roi_of += [names[k - 1] for k in kept_labels]
         xyz.append(voxel_coordinates(affine, shape)[voxel_mask])
         affines.append(affine)
+        shapes.append(tuple(int(n) for n in shape))
     progress.close()
     n_rep = min(reps)
     if len(set(reps)) > 1:
@@ -344,8 +345,16 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, root=None, *
                 "z": ("neuroid", xyz[:, 2]), "repetition": np.arange(n_rep)},
     )
     space = spec.get("space", "MNI152")
+    # The data's own voxel grid (JSON 'affine' 4x4 and 'grid_shape', see volumes.GRID_ATTRS), when all
+    # subjects share it: on x, y, z (the encoding job carries their attrs to the scores file, so maps
+    # are written on this grid, not on an MNI152 template grid) and on the Dataset.
+    grid = {}
+    if all(np.allclose(a, affines[0]) for a in affines):
+        from ..volumes import grid_attrs
+
+        grid = grid_attrs(affines[0], shapes[0] if len(set(shapes)) == 1 else None)
     for c in "xyz":
-        brain[c].attrs.update(units="mm", space=space)
+        brain[c].attrs.update(units="mm", space=space, **grid)
     brain["responses"].attrs.update(units="% signal change" if glm["signal_scaling"] == 0 and
                                     glm["output"] == "effect_size" else glm["output"],
                                     description=f"single-trial {glm['output']} ({glm['method'].upper()})")
@@ -355,7 +364,5 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, root=None, *
     truth = Path(spec["root"]) / "planted.json" if spec.get("root") else None
     if truth is not None and truth.exists():  # a simulation's planted answer, keyed by ROI
         attrs["planted"] = json.dumps(json.loads(truth.read_text())["planted"], sort_keys=True)
-    if all(np.allclose(a, affines[0]) for a in affines):
-        attrs["affine"] = json.dumps(np.asarray(affines[0], dtype=float).tolist())
-    brain.attrs.update(attrs)
+    brain.attrs.update(attrs, **grid)
     return brain

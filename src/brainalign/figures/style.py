@@ -15,9 +15,11 @@ import contextlib
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 SEQUENTIAL = "viridis"
@@ -60,3 +62,38 @@ def save(fig, paths) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=DPI)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- shared by several figures
+def layer_depth(scores: xr.Dataset) -> np.ndarray:
+    """Relative depth (0..1) of every layer: the ``depth`` coordinate, else evenly spaced."""
+    if "depth" in scores.coords:
+        return np.asarray(scores["depth"].values, dtype=float)
+    n = scores.sizes["layer"]
+    return np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(n)
+
+
+def depth_colourbar(fig, axes, cmap):
+    mappable = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap)
+    return fig.colorbar(mappable, ax=axes, label="relative depth", shrink=0.8)
+
+
+def legend_below(fig, axes, skip=()):
+    """One figure legend outside the axes (under them), de-duplicated across panels;
+    artists labelled with a name in ``skip`` are left out."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels and lab not in skip:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), frameon=False,
+                   fontsize=8)
+
+
+def figure_seed(scores: xr.Dataset) -> int:
+    try:
+        return int(scores.attrs.get("seed", 0)) % 2**32
+    except (TypeError, ValueError):
+        return 0

@@ -2,7 +2,7 @@
 
 An encoding scores file (``target_r``: held-out Pearson r per layer per voxel, with the
 voxels' MNI coordinates ``x, y, z`` along ``neuroid``) is put back on a voxel grid with
-:mod:`brainalign.brainmaps` and projected onto nilearn's bundled fsaverage5 meshes
+:mod:`brainalign.volumes` and projected onto nilearn's bundled fsaverage5 meshes
 (offline) with :func:`nilearn.surface.vol_to_surf`, sampling along each vertex's line
 from the pial to the white-matter surface (nilearn's ``kind="depth"``).
 
@@ -36,18 +36,16 @@ from __future__ import annotations
 import functools
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize  # noqa: E402
 
-from brainalign.brainmaps import (  # noqa: E402
+from ..volumes import (
     _check_target_r,
-    _resolve_affine,
+    _resolve_grid,
+    _with_dataset_grid,
     best_layer,
     infer_resolution,
     values_to_nifti,
@@ -120,8 +118,7 @@ def _target_r(data: xr.Dataset) -> xr.DataArray:
         raise ValueError(f"data lacks the neuroid coordinate(s) {', '.join(repr(c) for c in missing)} "
                          "(MNI mm) needed to place voxels on the surface")
     _check_target_r(target_r)
-    if "affine" not in target_r.attrs and "affine" in data.attrs:
-        target_r = target_r.assign_attrs(affine=data.attrs["affine"])
+    target_r = _with_dataset_grid(target_r, data)  # a grid on x, y, z comes first, then the file's
     return target_r.transpose("layer", "neuroid")
 
 
@@ -169,8 +166,9 @@ def _group_mean(values: np.ndarray, inverse: np.ndarray, n_groups: int) -> np.nd
 
 
 def volume_maps(data: xr.Dataset, threshold: float = 0.1) -> dict:
-    """The volumes :func:`surface_maps` projects, on one grid (the file's affine if any,
-    else nilearn's MNI152 template at the coordinates' resolution, extended if needed to
+    """The volumes :func:`surface_maps` projects, on one grid (the data's own grid if the
+    file carries it: ``affine`` and ``grid_shape`` on ``x``, ``y``, ``z`` or on the file;
+    else nilearn's MNI152 template at the coordinates' resolution; extended if needed to
     hold fsaverage5):
 
     * ``"best_r"``: float32 image, per voxel the subject-mean of each subject's highest r
@@ -185,10 +183,10 @@ def volume_maps(data: xr.Dataset, threshold: float = 0.1) -> dict:
     """
     target_r = _target_r(data)
     _check_mni(target_r, data)
-    aff = _resolve_affine(target_r, None)
+    aff, shape = _resolve_grid(target_r)  # the data's own grid if stored, else MNI152 (aff None)
     x, y, z = (np.asarray(target_r[c].values, dtype=np.float64) for c in ("x", "y", "z"))
     resolution = infer_resolution(x, y, z) if aff is None else None
-    grid = voxel_grid(x, y, z, affine=aff, resolution=resolution)
+    grid = voxel_grid(x, y, z, affine=aff, resolution=resolution, shape=shape)
     _, first, inverse = np.unique(grid.ijk, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     n_vox = len(first)

@@ -29,6 +29,7 @@ All are "higher = more similar" except ``angular_procrustes``; see
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -37,35 +38,39 @@ import torch
 from brainalign.metrics import rsa as _rsa
 from brainalign.metrics.threads import one_thread_if_small
 
-MEASURES = ("linear_cka", "rbf_cka", "debiased_cka", "procrustes", "angular_procrustes", "mutual_knn", "rsa")
+@dataclass(frozen=True)
+class Measure:
+    """One model x model (or dataset x dataset) similarity measure: its axis label, its
+    direction, and the settings it uses (besides ``dtype`` and ``device``)."""
 
-#: Direction of each measure as returned by :func:`pairwise`. Everything is a similarity
-#: except ``angular_procrustes``, which is the Williams et al. angular *distance*
-#: (0 = identical up to rotation, translation and scale). ``pairwise("procrustes", ...)``
-#: returns the nuclear-norm similarity; :func:`procrustes_distance` gives the distance.
-HIGHER_IS_BETTER = {
-    "linear_cka": True,
-    "rbf_cka": True,
-    "debiased_cka": True,
-    "procrustes": True,
-    "angular_procrustes": False,
-    "mutual_knn": True,
-    "rsa": True,
-}
+    name: str
+    label: str
+    higher_is_better: bool = True
+    settings: frozenset = frozenset()
 
-_COMMON_SETTINGS = {"dtype", "device"}
+
+_COMMON_SETTINGS = frozenset({"dtype", "device"})
+
+#: The measures :func:`pairwise` knows, in display order. Everything is a similarity except
+#: ``angular_procrustes``, the Williams et al. angular *distance* (0 = identical up to rotation,
+#: translation and scale). ``pairwise("procrustes", ...)`` returns the nuclear-norm similarity;
+#: :func:`procrustes_distance` gives the distance.
+MEASURE_TABLE = {m.name: m for m in (
+    Measure("linear_cka", "linear CKA"),
+    Measure("rbf_cka", "RBF CKA", settings=frozenset({"sigma_factor"})),
+    Measure("debiased_cka", "debiased CKA"),
+    Measure("procrustes", "Procrustes similarity (nuclear norm)"),
+    Measure("angular_procrustes", "angular Procrustes distance (rad)", higher_is_better=False),
+    Measure("mutual_knn", "mutual k-NN alignment", settings=frozenset({"k"})),
+    Measure("rsa", "RSA (Spearman rho)", settings=frozenset({"comparison"})),
+)}
+MEASURES = tuple(MEASURE_TABLE)
+HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in MEASURE_TABLE.items()}
 #: The settings each measure uses. :func:`pairwise` accepts the union for every measure
 #: (one shared settings dict can serve all measures) and ignores the ones a measure
 #: does not use; any other key is an error.
-SETTINGS = {
-    "linear_cka": _COMMON_SETTINGS,
-    "rbf_cka": _COMMON_SETTINGS | {"sigma_factor"},
-    "debiased_cka": _COMMON_SETTINGS,
-    "procrustes": _COMMON_SETTINGS,
-    "angular_procrustes": _COMMON_SETTINGS,
-    "mutual_knn": _COMMON_SETTINGS | {"k"},
-    "rsa": _COMMON_SETTINGS | {"comparison"},
-}
+SETTINGS = {name: set(_COMMON_SETTINGS | m.settings) for name, m in MEASURE_TABLE.items()}
+MEASURE_LABELS = {name: m.label for name, m in MEASURE_TABLE.items()}
 
 _DTYPES = {"float64": torch.float64, "double": torch.float64, "float32": torch.float32, "float": torch.float32}
 

@@ -1,4 +1,5 @@
-"""Model kinds. Each kind is one module; :data:`REGISTRY` maps a config ``kind`` to it.
+"""Model kinds. Each kind is one module; :mod:`brainalign.models.registry` maps a config ``kind`` to it
+(and to its modality, untrained-control support and extra validation), lazily.
 
 A model adapter exposes ``layer_names``, ``layer_indices``, ``depths``, ``widths``,
 ``attrs`` (model id, revision or weight checksum, pooling, device, dtype) and
@@ -9,25 +10,16 @@ per layer.
 
 from __future__ import annotations
 
-from .text import GGUFTextModel, HFTextModel
-from .vision import HFVisionModel, TorchVisionModel
-
-REGISTRY = {
-    "hf_text": HFTextModel,
-    "hf_gguf": GGUFTextModel,
-    "torch_vision": TorchVisionModel,
-    "hf_vision": HFVisionModel,
-}
+from .registry import model_kind
 
 
 def load_model(name: str, spec: dict, base_dir=None, seed: int = 0):
     """Instantiate the adapter for a validated ``models.<name>`` config entry
     (``seed`` initialises untrained controls unless the entry gives ``init_seed``)."""
-    try:
-        cls = REGISTRY[spec["kind"]]
-    except KeyError:
-        raise ValueError(f"config key 'models.{name}.kind': unknown model kind '{spec['kind']}' "
-                         f"(known: {sorted(REGISTRY)})") from None
-    if getattr(cls, "modality", "text") == "image":
+    kind = model_kind(spec["kind"], key=f"models.{name}.kind")
+    if kind.rdms:
+        raise ValueError(f"config key 'models.{name}.kind': {kind.name} models are precomputed RDMs, not adapters")
+    cls = kind.adapter_class()
+    if kind.takes_seed:
         return cls(name, spec, base_dir=base_dir, seed=seed)
     return cls(name, spec, base_dir=base_dir)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .io import ActivationWriter, provenance
-from .config import model_modality
-from .models import load_model
+from ..io import ActivationWriter, provenance
+from ..models.registry import model_kind
+from ..models import load_model
 
 
 def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *, seed: int | None = None,
@@ -22,7 +22,7 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
 
     if seed is not None:
         torch.manual_seed(seed)
-    wanted = model_modality(spec)
+    wanted = model_kind(spec["kind"]).modality
     modality = set(stimuli["modality"].values.astype(str))
     if modality != {wanted}:  # checked before the (slow) model load
         raise ValueError(f"model '{name}' ({spec['kind']}) takes {wanted} stimuli, but stimulus set "
@@ -65,11 +65,10 @@ def _encoded(model, batches):
 def extract_file(stimuli_path, name: str, spec: dict, out_path, *, seed: int | None = None):
     """File-level entry point used by the ``extract`` rule. Models given as
     precomputed RDMs (kinds ``rdm_mat``, ``rdm_npy``) have their RDMs written instead."""
-    from .config import RDM_KINDS
-    from .io import read_netcdf
-    from .models.rdms import write_model_rdms
+    from ..io import read_netcdf
+    from ..models.rdms import write_model_rdms
 
     stimuli = read_netcdf(stimuli_path)
-    if spec["kind"] in RDM_KINDS:
+    if model_kind(spec["kind"]).rdms:
         return write_model_rdms(name, spec, stimuli, out_path)
     return extract_activations(stimuli, name, spec, out_path, seed=seed)

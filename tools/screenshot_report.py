@@ -1,6 +1,6 @@
 """Screenshot a Snakemake HTML report in headless Chromium and check that it works.
 
-    python scripts/screenshot_report.py results/report.html docs/report.png [--category RSA]
+    python tools/screenshot_report.py results/report.html docs/report.png [--category RSA]
 
 Opens the report with the network blocked, visits every category of its menu (or only
 the ``--expect`` ones), opens one image in each, and saves a full-page PNG with an image
@@ -8,8 +8,8 @@ of ``--category`` open. Prints a summary; exits 1 if anything is wrong (console 
 errors, network requests, missing categories, images that do not render).
 
 Needs the ``test`` extra (Playwright) and the system Chromium (Debian: ``apt-get install
-chromium``); the browser code is ``brainalign.report_browser``. Unlike the other files in
-scripts/, this is a command line tool, not a Snakemake ``script:``.
+chromium``); the browser code is ``tools/report_browser.py`` beside it (a developer tool:
+it is not part of the installed library).
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import argparse
 import json
 import sys
 
-from brainalign.report_browser import ReportBrowserError, inspect_report, problems, summary
+import os
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_browser import ReportBrowserError, inspect_report, problems, summary  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,9 @@ import xarray as xr
 from scipy.spatial.distance import squareform
 from tqdm.auto import tqdm
 
-from .metrics import rsa, stats
+from ..metrics import rsa, stats
+from ..datasets.contract import subject_roi_cells
+from .common import across_subject_ci, layer_coords
 
 BOOTSTRAP_MODES = ("stimuli", "subjects", "both")
 
@@ -89,12 +91,9 @@ def brain_rdms(brain: xr.Dataset, method: str = "correlation") -> BrainRDMs:
     has_time = "time" in resp.dims
     order = ("stimulus", "neuroid", "repetition") + (("time",) if has_time else ())
     values = resp.transpose(*order).values
-    sub_of, roi_of = brain["subject"].values.astype(str), brain["roi"].values.astype(str)
-    subjects, rois = np.unique(sub_of), np.unique(roi_of)
+    subjects, rois, blocks = subject_roi_cells(brain["subject"].values, brain["roi"].values)
     vectors, cells = [], []
-    blocks = [(i, j, np.flatnonzero((sub_of == s) & (roi_of == r)))
-              for i, s in enumerate(subjects) for j, r in enumerate(rois)]
-    for i, j, idx in tqdm([b for b in blocks if len(b[2])], desc="brain RDMs", unit="block"):
+    for i, j, idx in tqdm(blocks, desc="brain RDMs", unit="block"):
         per_time = _rdm_of_block(values[:, idx].astype(np.float64), method)
         for t, v in enumerate(per_time):
             vectors.append(v)
@@ -249,3 +248,72 @@ def best_layer_bootstrap(models: dict, brain: BrainRDMs, method: str, n_bootstra
          "observed_best_score": (dims[1:], obs_score), "observed_best_depth": (dims[1:], obs_depth)},
         coords={"model": names, "roi": brain.rois},
         attrs={"comparison": rsa.comparison_name(method), "n_bootstrap": n_bootstrap, "bootstrap": "stimuli"})
+def score_rsa(layers, brain: xr.Dataset, settings: dict, *, metric="rsa", rng, seed=0,
+              confidence: float = 0.95) -> xr.Dataset:
+    """The RSA scores Dataset: scores, inference and the RDMs its figures draw."""
+    method = settings.get("rdm_method", "correlation")
+    brain_method = settings.get("brain_rdm_method") or method
+    models = model_rdms(layers, method)
+    brain_rdm = brain_rdms(brain, brain_method)
+    out = rsa_scores(models, brain_rdm, settings, rng, confidence)
+    time = brain_rdm.times is not None
+    squeeze = (lambda a: a) if time else (lambda a: a[..., 0])
+    grid = ("layer", "roi") + (("time",) if time else ())
+    mean, low, high = across_subject_ci(out["score"], confidence)
+    coords = {**layer_coords(layers), "subject": brain_rdm.subjects, "roi": brain_rdm.rois}
+    if time:
+        coords["time"] = ("time", brain_rdm.times, {"units": "s"})
+    result = xr.Dataset(
+        {
+            "score": (("layer", "subject") + grid[1:], squeeze(out["score"])),
+            "score_mean": (grid, squeeze(mean)),
+            "ci_low": (grid, squeeze(low)),
+            "ci_high": (grid, squeeze(high)),
+            "p_value": (grid, squeeze(out["p_value"])),
+            "p_fdr": (grid, squeeze(out["p_fdr"])),
+            "boot_ci_low": (grid, squeeze(out["boot_ci_low"])),
+            "boot_ci_high": (grid, squeeze(out["boot_ci_high"])),
+            "ceiling_low": (grid[1:], squeeze(out["ceiling_low"])),
+            "ceiling_high": (grid[1:], squeeze(out["ceiling_high"])),
+        },
+        coords=coords,
+    )
+    if not time:
+        result["best_layer_p"] = (("layer", "roi"), out["best_layer_p"][..., 0])
+        result["best_layer_p"].attrs["description"] = (
+            "one-sided paired test that the best layer (highest subject mean) beats this layer: "
+            + ("bootstrap (same resamples for every layer)" if out["n_bootstrap"] else
+               "paired t-test across subjects") + "; the best layer is chosen on the same data")
+    figs = rdm_figures_data(models, brain_rdm, out["observed"], result["layer"].values, out["method"])
+    result["brain_rdm"] = (("roi", "stimulus", "stimulus_"), figs["brain_rdm"])
+    result["best_rdm"] = (("roi", "stimulus", "stimulus_"), figs["best_rdm"])
+    result["rdm_distance"] = (("rdm", "rdm_"), figs["rdm_distance"])
+    result["rdm_distance"].attrs["description"] = f"1 - {out['method']} between RDMs"
+    result = result.assign_coords(
+        best_layer=("roi", figs["best_layer"]), rdm_label=("rdm", figs["rdm_label"]),
+        rdm_kind=("rdm", figs["rdm_kind"]), stimulus_id=("stimulus", brain["stimulus_id"].values.astype(str)))
+    if time:
+        result = result.assign_coords(rdm_time=("roi", brain_rdm.times[figs["peak_time_index"]]))
+        result["brain_rdm"].attrs["description"] = "subject-mean brain RDM at the ROI's peak time (rdm_time)"
+    for name, coord in brain.coords.items():
+        if coord.dims == ("stimulus",) and name != "stimulus_id" and coord.dtype.kind in "OUS":
+            result = result.assign_coords({name: ("stimulus", coord.values.astype(str))})
+    alpha = float(settings.get("alpha", 0.05))
+    level = f"{confidence:.0%}"
+    result["ci_low"].attrs["description"] = f"{level} Student-t interval across subjects"
+    result["boot_ci_low"].attrs["description"] = (
+        f"{level} percentile interval of the subject mean over {out['n_bootstrap']} bootstrap resamples of "
+        f"{out['bootstrap']}" if out["n_bootstrap"] else "not computed (n_bootstrap = 0)")
+    result["p_value"].attrs["description"] = (
+        f"one-sided permutation test of stimulus labels on the subject-mean score ({out['n_permutations']} "
+        "permutations)" if out["n_permutations"] else "not computed (n_permutations = 0)")
+    result["p_fdr"].attrs["description"] = "Benjamini-Hochberg adjusted p_value across layers x ROIs" + (
+        " x times" if time else "")
+    result["ceiling_low"].attrs["description"] = (
+        "rsatoolbox noise ceiling across subjects (lower: leave-one-subject-out; upper: all subjects)")
+    result.attrs.update(n_permutations=out["n_permutations"], n_bootstrap=out["n_bootstrap"],
+                        bootstrap=out["bootstrap"], alpha=alpha, higher_is_better=1,
+                        comparison=out["method"], rdm_method=method, brain_rdm_method=brain_rdm.measure)
+    return result
+
+

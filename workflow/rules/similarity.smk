@@ -1,22 +1,3 @@
-rule cka:
-    input:
-        activations=activations_of,
-        brain="results/brain/{dataset}.nc",
-    output:
-        "results/scores/{dataset}/{model}/cka.nc",
-    params:
-        **score_params("cka"),
-    threads: 1
-    resources:
-        **family_resources("analysis"),
-    log:
-        "results/logs/cka/{dataset}/{model}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/score.py"
-
-
 rule model_similarity:
     input:
         a="results/activations/{stimset}/{model_a}.nc",
@@ -38,44 +19,6 @@ rule model_similarity:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/model_similarity.py"
-
-
-rule procrustes:
-    input:
-        activations=activations_of,
-        brain="results/brain/{dataset}.nc",
-    output:
-        "results/scores/{dataset}/{model}/procrustes.nc",
-    params:
-        **score_params("procrustes"),
-    threads: 2
-    resources:
-        **family_resources("analysis"),
-    log:
-        "results/logs/procrustes/{dataset}/{model}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/score.py"
-
-
-rule mutual_knn:
-    input:
-        activations=activations_of,
-        brain="results/brain/{dataset}.nc",
-    output:
-        "results/scores/{dataset}/{model}/mutual_knn.nc",
-    params:
-        **score_params("mutual_knn"),
-    threads: 2
-    resources:
-        **family_resources("analysis"),
-    log:
-        "results/logs/mutual_knn/{dataset}/{model}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/score.py"
 
 
 rule dataset_similarity:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
-from .io import read_netcdf
+from ..io import read_netcdf
 
 
 def _at_peak_time(scores: xr.Dataset) -> xr.Dataset:
@@ -116,7 +116,7 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
 
 def collect_file(paths: Mapping[str, str], out_path, control_of: Mapping[str, str] | None = None):
     """File-level entry point of the ``collect_model_scores`` rule."""
-    from .io import provenance, write_netcdf
+    from ..io import provenance, write_netcdf
 
     data = collect_scores(paths, control_of)
     seed = data.attrs.pop("seed", None)

@@ -12,9 +12,9 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .io import provenance, read_activations, write_netcdf
-from .metrics import similarity
-from .stimuli import StimulusError, align_to
+from ..io import provenance, read_activations, write_netcdf
+from ..metrics import similarity
+from ..stimuli import StimulusError, align_to
 
 
 def _layer_coords(layers, suffix):

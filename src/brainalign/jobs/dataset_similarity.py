@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .analyze import brain_blocks
-from .datasets.contract import check_brain
-from .io import provenance, read_netcdf, write_netcdf
-from .metrics import similarity
-from .stimuli import StimulusError, align_to
+from ..analyze import brain_blocks
+from ..datasets.contract import check_brain
+from ..io import provenance, read_netcdf, write_netcdf
+from ..metrics import similarity
+from ..stimuli import StimulusError, align_to
 
 
 def compare_datasets(brain_a: xr.Dataset, brain_b: xr.Dataset, measures, settings: dict | None = None,

@@ -18,10 +18,10 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .io import provenance, read_activations, read_netcdf, write_netcdf
-from .metrics import banded, encoding, ridge
-from .metrics.threads import one_thread_if_small
-from .stimuli import align_to
+from ..io import provenance, read_activations, read_netcdf, write_netcdf
+from ..metrics import banded, encoding, ridge
+from ..metrics.threads import one_thread_if_small
+from ..stimuli import align_to
 
 
 def _select_layer(layers, layer, where: str):

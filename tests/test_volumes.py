@@ -18,7 +18,8 @@ import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from nilearn import datasets  # noqa: E402
 
-from brainalign import brainmaps  # noqa: E402
+from brainalign import volumes as brainmaps  # noqa: E402
+from brainalign.figures.glass_brain import plot_best_layer_glass_brain  # noqa: E402
 
 N_VOXELS = 300
 LAYER_INDEX = np.array([0, 2, 4, 6, 8])  # not 0..L-1, so positions and layer_index differ
@@ -325,9 +326,9 @@ def test_glass_brain_figure(mni4):
     assert matplotlib.get_backend().lower() == "agg"
 
     with pytest.raises(ValueError, match="choose one with subject="):
-        brainmaps.plot_best_layer_glass_brain(da)
+        plot_best_layer_glass_brain(da)
 
-    fig = brainmaps.plot_best_layer_glass_brain(da, subject="01", threshold=0.1)
+    fig = plot_best_layer_glass_brain(da, subject="01", threshold=0.1)
     assert isinstance(fig, Figure)
     shown = _png(fig)
     assert shown.std() > 0.05
@@ -340,14 +341,14 @@ def test_glass_brain_figure(mni4):
     plt.close(fig)
 
     # Nothing above threshold: the brain is drawn without coloured voxels (only the colour bar).
-    fig = brainmaps.plot_best_layer_glass_brain(da, subject="01", threshold=0.99)
+    fig = plot_best_layer_glass_brain(da, subject="01", threshold=0.99)
     hidden = _png(fig)
     plt.close(fig)
     assert _coloured_pixels(shown) > _coloured_pixels(hidden) + 500
 
     # Depth colouring, drawn into given axes.
     fig, ax = plt.subplots(figsize=(8, 3))
-    out = brainmaps.plot_best_layer_glass_brain(da, subject="02", value="depth", axes=ax)
+    out = plot_best_layer_glass_brain(da, subject="02", value="depth", axes=ax)
     assert out is fig
     assert _png(fig).std() > 0.05
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""Voxel-wise score maps: per-voxel encoding results as NIfTI images and glass-brain figures.
+"""Voxel-wise score maps: per-voxel encoding results on their voxel grid, as NIfTI images.
 
 Brain responses carry, along their ``neuroid`` dimension, the coordinates
 ``subject``, ``roi`` and ``x``, ``y``, ``z`` (millimetres; their ``space`` attribute
@@ -11,7 +11,8 @@ voxel grid:
 * :func:`values_to_nifti` builds a float32 3D/4D :class:`nibabel.Nifti1Image`;
 * :func:`write_score_maps` writes, per subject, a 4D map of held-out r per layer, the
   best layer per voxel and the best r per voxel (atomically, all or nothing);
-* :func:`plot_best_layer_glass_brain` draws the best layer per voxel on a glass brain.
+* :func:`brainalign.figures.glass_brain.plot_best_layer_glass_brain` draws the best layer
+  per voxel on a glass brain (plotting lives in :mod:`brainalign.figures`).
 
 Voxels that were not measured are **NaN** in every image this module writes. 0 would
 be ambiguous: r = 0 is a real result and layer_index 0 (the embedding layer) is a real
@@ -26,34 +27,31 @@ import contextlib
 import functools
 import gzip
 import json
-import math
 import re
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib
+import nibabel as nib
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize  # noqa: E402
-
-from brainalign.io import atomic_path  # noqa: E402
+from .io import atomic_path
 
 __all__ = [
-    "VoxelGrid", "infer_resolution", "mni152_grid", "voxel_grid", "values_to_nifti",
-    "best_layer", "write_score_maps", "plot_best_layer_glass_brain",
+    "VoxelGrid", "GRID_ATTRS", "grid_attrs", "infer_resolution", "mni152_grid", "voxel_grid", "values_to_nifti",
+    "best_layer", "write_score_maps",
 ]
 
 #: Coordinates may be this far (in voxels) from a voxel centre and still count as on the grid.
 GRID_TOLERANCE = 1e-3
 #: Resolution (mm) used when the coordinate spacing cannot be inferred (e.g. a single voxel).
 DEFAULT_RESOLUTION = 2
+#: Attributes naming a dataset's own voxel grid (set by the ``nifti_events`` kind on the
+#: ``x``, ``y``, ``z`` coordinates and on the brain Dataset, carried to encoding scores on
+#: ``x``, ``y``, ``z``): ``affine`` is a JSON 4x4 nested list (voxel index -> mm) and
+#: ``grid_shape`` a JSON list of the 3 grid dimensions. JSON strings because NetCDF
+#: attributes cannot hold 2D arrays.
+GRID_ATTRS = ("affine", "grid_shape")
 _NIFTI_SUFFIX = ".nii.gz"
 
 
@@ -130,6 +128,26 @@ def _as_affine(affine) -> np.ndarray:
     if abs(np.linalg.det(a[:3, :3])) < 1e-12:
         raise ValueError("affine is singular: it does not map voxels to a 3D volume")
     return a
+
+
+def _as_shape(shape) -> tuple[int, int, int]:
+    """A 3D grid shape from a sequence of 3 positive whole numbers or a JSON string of one."""
+    if isinstance(shape, (str, bytes)):
+        shape = json.loads(shape)
+    s = np.asarray(shape).ravel()
+    if s.size != 3 or not np.all(np.isfinite(s.astype(np.float64))) or np.any(s != np.rint(s)) or np.any(s < 1):
+        raise ValueError(f"grid_shape must be 3 positive whole numbers, got {shape!r}")
+    return tuple(int(v) for v in s)
+
+
+def grid_attrs(affine, shape=None) -> dict:
+    """NetCDF-safe attributes (:data:`GRID_ATTRS`) describing a voxel grid: ``affine`` as a JSON
+    4x4 nested list and, when ``shape`` is given, ``grid_shape`` as a JSON list of 3 ints.
+    :func:`write_score_maps` and the figures read them back from ``x``, ``y``, ``z``."""
+    out = {"affine": json.dumps(_as_affine(affine).tolist())}
+    if shape is not None:
+        out["grid_shape"] = json.dumps(list(_as_shape(tuple(shape)[:3])))
+    return out
 
 
 def voxel_grid(x, y, z, affine=None, resolution: int | None = None, shape=None) -> VoxelGrid:
@@ -267,12 +285,55 @@ def _check_target_r(target_r: xr.DataArray) -> None:
         raise ValueError(f"target_r lacks the neuroid coordinate(s) {missing} (mm) needed to place voxels")
 
 
+def _stored_grid(target_r: xr.DataArray):
+    """(affine, grid_shape) attributes stored with ``target_r``, each None when absent: those of
+    ``target_r.attrs`` if it has an ``affine``, else those shared by its ``x``, ``y``, ``z``
+    coordinates (ValueError if the coordinates disagree)."""
+    if target_r.attrs.get("affine") is not None:
+        return target_r.attrs["affine"], target_r.attrs.get("grid_shape")
+    found = []
+    for key, parse in (("affine", _as_affine), ("grid_shape", _as_shape)):
+        values = {c: target_r[c].attrs[key] for c in ("x", "y", "z")
+                  if c in target_r.coords and target_r[c].attrs.get(key) is not None}
+        parsed = {c: np.asarray(parse(v), dtype=np.float64) for c, v in values.items()}
+        first = next(iter(parsed.values()), None)
+        if any(not np.allclose(p, first, rtol=0, atol=1e-9) for p in parsed.values()):
+            raise ValueError(f"coordinates x, y, z carry different '{key}' attributes: "
+                             + "; ".join(f"{c}: {p.tolist()}" for c, p in parsed.items()))
+        found.append(next(iter(values.values()), None))
+    return tuple(found)
+
+
+def _resolve_grid(target_r: xr.DataArray, affine=None, shape=None):
+    """(affine, shape) of the grid to write ``target_r`` on: the explicit ``affine`` (with the
+    explicit ``shape``, or None), else the data's own grid stored with ``target_r``
+    (:func:`_stored_grid`; its ``grid_shape`` unless ``shape`` is given), else
+    ``(None, shape)``: nilearn's MNI152 template (:func:`_resolve_affine` explains the
+    space check)."""
+    if affine is not None:
+        return _as_affine(affine), None if shape is None else _as_shape(shape)
+    stored, stored_shape = _stored_grid(target_r)
+    if stored is None:
+        return _resolve_affine(target_r, None), None if shape is None else _as_shape(shape)
+    shape = stored_shape if shape is None else shape
+    return _as_affine(stored), None if shape is None else _as_shape(shape)
+
+
+def _with_dataset_grid(target_r: xr.DataArray, data: xr.Dataset) -> xr.DataArray:
+    """``target_r`` with ``data.attrs``' grid (``affine``, ``grid_shape``) as its attributes when
+    neither it nor its coordinates carry an affine of their own."""
+    if data.attrs.get("affine") is None or _stored_grid(target_r)[0] is not None:
+        return target_r
+    return target_r.assign_attrs({k: data.attrs[k] for k in GRID_ATTRS if data.attrs.get(k) is not None})
+
+
 def _resolve_affine(target_r: xr.DataArray, affine):
-    """The explicit affine, else one stored in ``target_r.attrs['affine']``, else None (MNI152
-    template). Without an affine, coordinates whose ``space`` attribute names a non-MNI space
-    are refused: the MNI152 grid would silently misplace them."""
+    """The explicit affine, else one stored in ``target_r.attrs['affine']`` or on its ``x``, ``y``,
+    ``z`` coordinates (:func:`_stored_grid`), else None (MNI152 template). Without an affine,
+    coordinates whose ``space`` attribute names a non-MNI space are refused: the MNI152 grid
+    would silently misplace them."""
     if affine is None:
-        affine = target_r.attrs.get("affine")
+        affine = _stored_grid(target_r)[0]
     if affine is not None:
         return _as_affine(affine)
     for c in ("x", "y", "z"):
@@ -334,7 +395,7 @@ def _nifti_bytes(img: nib.Nifti1Image) -> bytes:
 
 
 def write_score_maps(target_r: xr.DataArray, out_dir, prefix: str, affine=None,
-                     resolution: int | None = None) -> list[Path]:
+                     resolution: int | None = None, shape=None) -> list[Path]:
     """Write per-subject NIfTI maps of voxel-wise held-out r; return the written paths.
 
     For each subject (in order of first appearance; an existing ``sub-`` prefix of the
@@ -349,8 +410,11 @@ def write_score_maps(target_r: xr.DataArray, out_dir, prefix: str, affine=None,
       mapping volumes / layer_index values to layer names.
 
     Images are float32, NaN outside the subject's measured voxels. The grid is
-    ``affine`` if given, else ``target_r.attrs['affine']``, else nilearn's MNI152
-    template (``resolution`` mm, inferred from the spacing when omitted).
+    ``affine`` (and ``shape``) if given, else the data's own grid stored with ``target_r``
+    (``target_r.attrs`` or the ``x``, ``y``, ``z`` attributes ``affine`` and ``grid_shape``,
+    see :data:`GRID_ATTRS`), else nilearn's MNI152 template (``resolution`` mm, inferred
+    from the spacing when omitted). Without a ``shape`` the volume is just large enough to
+    hold every voxel of the given affine's grid.
 
     All images are built (and every subject's coordinates validated) before anything is
     written; each file goes to a temporary name in ``out_dir`` and is renamed into
@@ -359,7 +423,7 @@ def write_score_maps(target_r: xr.DataArray, out_dir, prefix: str, affine=None,
     """
     _check_target_r(target_r)
     target_r = target_r.transpose("layer", "neuroid")
-    aff = _resolve_affine(target_r, affine)
+    aff, shape = _resolve_grid(target_r, affine, shape)
     if aff is None and resolution is None:
         # One grid for all subjects: inferred from everyone's coordinates together.
         resolution = infer_resolution(*(target_r[c].values for c in ("x", "y", "z")))
@@ -388,7 +452,7 @@ def write_score_maps(target_r: xr.DataArray, out_dir, prefix: str, affine=None,
             "maxr": (best, {"description": f"highest {metric} over layers"}),
         }
         for kind, (vals, meta) in images.items():
-            img = values_to_nifti(vals, x, y, z, affine=aff, resolution=resolution)
+            img = values_to_nifti(vals, x, y, z, affine=aff, resolution=resolution, shape=shape)
             img.header["descrip"] = f"brainalign {kind}"[:79].encode()
             path = Path(f"{stem}_{kind}{_NIFTI_SUFFIX}")
             sidecar = json.dumps({**meta, **common}, indent=2, default=str).encode() + b"\n"
@@ -400,132 +464,3 @@ def write_score_maps(target_r: xr.DataArray, out_dir, prefix: str, affine=None,
     return [path for path, _ in pending]
 
 
-# --------------------------------------------------------------------------- figures
-def plot_best_layer_glass_brain(target_r: xr.DataArray, subject=None, *, value: str = "layer_index",
-                                threshold: float = 0.0, affine=None, resolution: int | None = None,
-                                figure=None, axes=None, figsize: Sequence[float] = (9.0, 3.4),
-                                display_mode: str = "ortho", cmap: str = "viridis", title: str | None = None,
-                                max_labels: int = 12):
-    """Glass-brain figure of the best layer per voxel; returns the matplotlib Figure.
-
-    ``value`` is ``"layer_index"`` (one discrete colour per layer, in layer order) or
-    ``"depth"`` (the layers' relative depth on a continuous scale); the colour bar is
-    labelled with the layers' indices and names. Only voxels whose highest r (over
-    layers) exceeds ``threshold`` are drawn. nilearn's glass brain is a maximum-intensity
-    projection, so where several shown voxels lie on one line of sight the deepest of
-    their best layers is the one seen.
-
-    ``subject`` selects one subject's neuroids; it may be omitted when there is one.
-    ``figure`` (a Figure) or ``axes`` (an Axes to draw into) place the plot; otherwise a
-    new ``figsize`` figure is made. Works headless (Agg).
-    """
-    _check_target_r(target_r)
-    if value not in ("layer_index", "depth"):
-        raise ValueError(f"value must be 'layer_index' or 'depth', got {value!r}")
-    target_r = target_r.transpose("layer", "neuroid")
-    aff = _resolve_affine(target_r, affine)
-    if "subject" in target_r.coords:
-        subjects = _subjects(target_r)
-        if subject is None:
-            if len(subjects) != 1:
-                raise ValueError(f"target_r holds {len(subjects)} subjects {subjects}; choose one with subject=...")
-            subject = subjects[0]
-        elif subject not in subjects:
-            raise ValueError(f"subject {subject!r} not in target_r (has {subjects})")
-        part = _subject_part(target_r, subject)
-    else:
-        part = target_r
-    n_layers = part.sizes["layer"]
-    names = [str(v) for v in part["layer"].values]
-    indices = _layer_indices(part)
-    pos, best = best_layer(part)
-    shown = (pos >= 0) & (best > threshold)
-
-    # Plotted values are >= 1 where shown and the image is 0 elsewhere, so nilearn's threshold
-    # (0.5) hides exactly the unshown voxels, whatever the layer values are.
-    base_cmap = plt.get_cmap(cmap)
-    if value == "layer_index":
-        plotted = pos + 1.0
-        colours = base_cmap(np.linspace(0.0, 1.0, n_layers)) if n_layers > 1 else base_cmap([0.5])
-        cmap_obj = ListedColormap(colours, name=f"{cmap}_layers")
-        vmin, vmax = 0.5, n_layers + 0.5
-        norm = BoundaryNorm(np.arange(n_layers + 1) + 0.5, n_layers)
-        tick_values = np.arange(1, n_layers + 1, dtype=float)
-        cbar_label = "best layer (layer_index: name)"
-    else:
-        if "depth" not in part.coords or part["depth"].ndim != 1:
-            raise ValueError("value='depth' needs a 'depth' coordinate along 'layer'")
-        depth = np.asarray(part["depth"].values, dtype=np.float64)
-        lo, hi = float(np.nanmin(depth)), float(np.nanmax(depth))
-        plotted = depth[np.maximum(pos, 0)] - lo + 1.0
-        cmap_obj = base_cmap
-        vmin, vmax = 1.0, 1.0 + max(hi - lo, 1e-9)
-        norm = Normalize(vmin=lo, vmax=lo + (vmax - vmin))
-        tick_values = depth
-        cbar_label = "depth of best layer (layer_index: name)"
-    plotted = np.where(shown, plotted, 0.0)
-
-    img = values_to_nifti(plotted, part["x"].values, part["y"].values, part["z"].values, affine=aff,
-                          resolution=resolution, fill=0.0)
-
-    if axes is not None:
-        fig = axes.figure
-        main_ax = axes
-        bbox = axes.get_position()
-        cax = fig.add_axes([bbox.x1 - 0.015 * bbox.width, bbox.y0 + 0.12 * bbox.height,
-                            0.015 * bbox.width, 0.7 * bbox.height])
-        main_ax.set_position([bbox.x0, bbox.y0, bbox.width * 0.9, bbox.height * 0.88])
-    else:
-        fig = figure if figure is not None else plt.figure(figsize=tuple(figsize))
-        main_ax = fig.add_axes([0.0, 0.0, 0.86, 0.86])
-        cax = fig.add_axes([0.89, 0.1, 0.018, 0.68])
-
-    from nilearn import plotting
-
-    with warnings.catch_warnings():
-        if not shown.any():  # an empty glass brain is a legitimate result, not a problem
-            warnings.filterwarnings("ignore", message="empty mask", category=UserWarning)
-        plotting.plot_glass_brain(
-            img, display_mode=display_mode, colorbar=False, figure=fig, axes=main_ax, threshold=0.5,
-            cmap=cmap_obj, vmin=vmin, vmax=vmax, plot_abs=False, symmetric_cbar=False,
-            resampling_interpolation="nearest", alpha=0.7, annotate=True)
-
-    cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap_obj), cax=cax)
-    step = max(1, math.ceil(n_layers / max_labels))
-    keep = list(range(0, n_layers, step))
-    if keep[-1] != n_layers - 1:
-        keep.append(n_layers - 1)
-    cbar.set_ticks([tick_values[k] for k in keep])
-    cbar.set_ticklabels([f"{indices[k]:g}: {names[k]}" if names[k] != f"{indices[k]:g}" else names[k]
-                         for k in keep])
-    cbar.ax.tick_params(labelsize=7)
-    cbar.set_label(cbar_label, fontsize=8)
-
-    if title is None:
-        metric = part.attrs.get("long_name") or part.name or "held-out r"
-        model = part.attrs.get("model")
-        who = f"{subject}" if subject is not None else ""
-        head = ", ".join(v for v in (str(model) if model else "", who) if v)
-        what = "best layer" if value == "layer_index" else "depth of best layer"
-        title = (f"{head + ': ' if head else ''}{what} per voxel (argmax of {metric}); "
-                 f"{int(shown.sum())}/{len(shown)} voxels with max {metric} > {threshold:g}")
-    if axes is not None:
-        main_ax.set_title(title, fontsize=9)
-        main_ax.title.set_visible(True)
-    else:
-        fig.suptitle(title, fontsize=10, y=0.97)
-    return fig
-
-
-def write_encoding_maps(scores_path, out_dir) -> list[Path]:
-    """File-level entry point of the ``encoding_maps`` rule: NIfTI maps of the
-    per-voxel held-out r of every layer, per subject, from an encoding scores file."""
-    from .io import read_netcdf
-
-    scores = read_netcdf(scores_path)
-    if "target_r" not in scores or not {"x", "y", "z"} <= set(scores.coords):
-        raise ValueError(f"{scores_path}: needs per-target r with voxel coordinates x, y, z "
-                         "(encoding scores of volumetric data)")
-    target_r = scores["target_r"].assign_coords(subject=("neuroid", scores["target_subject"].values))
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return write_score_maps(target_r, out_dir, str(scores.attrs.get("model") or "encoding"))

@@ -1,0 +1,181 @@
+"""Config validation beyond the schema: that files exist, model sources resolve, names refer to
+each other, and every metric's merged settings are valid. Every error names the config key
+(``models.minilm.source``) and, where there is one, the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..datasets.registry import dataset_kind
+from ..metrics.registry import get_metric, load_plugins, metric_names
+from ..models.registry import model_kind
+from ..sources import resolve_source
+from .expand import add_untrained_controls
+from .plan import is_rdm_kind
+from .schema import SCHEMA_PATH, ConfigError, check_metric_settings, check_schema, load_yaml
+
+
+def load_config(path, schema=SCHEMA_PATH, base_dir=None) -> dict:
+    """Load, validate and default-fill a config file (relative paths resolve
+    against ``base_dir``, by default the current directory, as in Snakemake)."""
+    return validate_config(load_yaml(path), schema=schema, base_dir=base_dir)
+
+
+def check_file(key: str, value: str, base_dir) -> None:
+    path = Path(value)
+    if not path.is_absolute():
+        path = Path(base_dir or ".") / path
+    if not path.exists():
+        raise ConfigError(f"config key '{key}': file not found: {path}")
+
+
+def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
+    """Schema validation plus cross-reference and file checks. Returns ``config``."""
+    load_plugins(config.get("plugins") or ())
+    check_schema(config, schema)
+    add_untrained_controls(config)
+    stimuli, models, datasets = config["stimuli"], config["models"], config["datasets"]
+
+    for name, entry in stimuli.items():
+        check_file(f"stimuli.{name}.path", entry["path"], base_dir)
+        if "images" in entry:
+            check_data_file(f"stimuli.{name}.images", entry["images"], base_dir)
+
+    for name, entry in models.items():
+        kind = _kind(model_kind, f"models.{name}.kind", entry)
+        if kind.rdms:
+            check_data_file(f"models.{name}", entry, base_dir)
+            continue
+        resolved = None
+        if kind.hub_source:
+            try:
+                resolved = resolve_source(entry["source"], base_dir)
+            except FileNotFoundError as exc:
+                raise ConfigError(f"config key 'models.{name}.source': {exc}") from None
+        if kind.check is not None:
+            kind.check(f"models.{name}", entry, base_dir, resolved)
+
+    for name, entry in datasets.items():
+        if entry["stimuli"] not in stimuli:
+            raise ConfigError(f"config key 'datasets.{name}.stimuli': unknown stimulus set "
+                              f"'{entry['stimuli']}' (known: {sorted(stimuli)})")
+        kind = _kind(dataset_kind, f"datasets.{name}.kind", entry)
+        if kind.source_key:
+            check_data_file(f"datasets.{name}", entry, base_dir)
+        if kind.check is not None:
+            kind.check(f"datasets.{name}", entry, base_dir, config)
+        for label, spec in entry.get("simulate", {}).get("planted", {}).items():
+            if spec["model"] not in models:
+                raise ConfigError(f"config key 'datasets.{name}.simulate.planted.{label}.model': unknown model "
+                                  f"'{spec['model']}' (known: {sorted(models)})")
+        if "simulate" in entry and dataset_kind(entry["kind"]).simulator is None:
+            raise ConfigError(f"config key 'datasets.{name}.simulate': kind {entry['kind']} cannot be simulated")
+
+    for i, comparison in enumerate(config.get("model_comparisons", [])):
+        if comparison["stimuli"] not in stimuli:
+            raise ConfigError(f"config key 'model_comparisons.{i}.stimuli': unknown stimulus set "
+                              f"'{comparison['stimuli']}' (known: {sorted(stimuli)})")
+        for item in comparison["models"]:
+            if item not in models:
+                raise ConfigError(f"config key 'model_comparisons.{i}.models': unknown name '{item}' "
+                                  f"(known: {sorted(models)})")
+            _check_modality(f"model_comparisons.{i}.models", item, models[item], comparison["stimuli"],
+                            stimuli[comparison["stimuli"]])
+            if is_rdm_kind(models[item]):
+                raise ConfigError(f"config key 'model_comparisons.{i}.models': model '{item}' is given as RDMs "
+                                  f"(kind {models[item]['kind']}); model comparisons need activations")
+
+    for i, comparison in enumerate(config.get("dataset_comparisons", [])):
+        for item in comparison["datasets"]:
+            if item not in datasets:
+                raise ConfigError(f"config key 'dataset_comparisons.{i}.datasets': unknown name '{item}' "
+                                  f"(known: {sorted(datasets)})")
+
+    for i, analysis in enumerate(config["analyses"]):
+        for field, known in (("datasets", datasets), ("models", models)):
+            for item in analysis[field]:
+                if item not in known:
+                    raise ConfigError(f"config key 'analyses.{i}.{field}': unknown name '{item}' "
+                                      f"(known: {sorted(known)})")
+                if is_rdm_kind(known[item]):
+                    other = [m for m in analysis["metrics"] if not get_metric(m).accepts_rdms]
+                    if other:
+                        rdm_metrics = [m for m in metric_names() if get_metric(m).accepts_rdms]
+                        raise ConfigError(f"config key 'analyses.{i}.metrics': {field[:-1]} '{item}' is given as "
+                                          f"precomputed RDMs (kind {known[item]['kind']}), which only "
+                                          f"{rdm_metrics} can use; remove {other} or split the analysis")
+        for dataset in analysis["datasets"]:
+            for model in analysis["models"]:
+                _check_modality(f"analyses.{i}.models", model, models[model],
+                                datasets[dataset]["stimuli"], stimuli[datasets[dataset]["stimuli"]])
+        for metric, override in analysis.get("settings", {}).items():
+            merged = {**config.get("metrics", {}).get(metric, {}), **override}
+            check_metric_settings(f"analyses.{i}.settings.{metric}", metric, merged, schema)
+    _check_settings_conflicts(config)
+    _check_banded(config)
+    return config
+
+
+def model_modality(entry: dict) -> str | None:
+    """The stimulus modality a model takes (None for precomputed RDMs)."""
+    return model_kind(entry["kind"]).modality
+
+
+def _kind(lookup, key: str, entry: dict):
+    try:
+        return lookup(entry["kind"], key=key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_modality(key: str, name: str, entry: dict, stimset: str, stimulus_entry: dict) -> None:
+    wanted, have = model_modality(entry), stimulus_entry.get("modality", "text")
+    if wanted is not None and wanted != have:
+        raise ConfigError(f"config key '{key}': model '{name}' ({entry['kind']}) takes {wanted} stimuli, but "
+                          f"stimulus set '{stimset}' is {have} (stimuli.{stimset}.modality)")
+
+
+def _check_banded(config: dict) -> None:
+    names = set()
+    for i, entry in enumerate(config.get("banded_encoding", [])):
+        key = f"banded_encoding.{i}"
+        if entry["name"] in names:
+            raise ConfigError(f"config key '{key}.name': '{entry['name']}' is used twice")
+        names.add(entry["name"])
+        _check_activation_source(f"{key}.dataset", "dataset", entry["dataset"], config["datasets"])
+        for band, spec in entry["bands"].items():
+            _check_activation_source(f"{key}.bands.{band}.model", "model", spec["model"], config["models"])
+
+
+def _check_activation_source(key: str, what: str, name: str, known: dict) -> None:
+    """A banded-encoding dataset or model must exist and not be precomputed RDMs."""
+    if name not in known:
+        raise ConfigError(f"config key '{key}': unknown {what} '{name}' (known: {sorted(known)})")
+    if is_rdm_kind(known[name]):
+        raise ConfigError(f"config key '{key}': '{name}' is given as RDMs; banded encoding needs "
+                          + ("responses" if what == "dataset" else "activations"))
+
+
+def check_data_file(key: str, entry: dict, base_dir) -> None:
+    """A data file (RDMs, images, responses) must exist, unless a ``url`` says where to download it."""
+    if "url" not in entry:
+        check_file(f"{key}.path", entry["path"], base_dir)
+
+
+def _check_settings_conflicts(config: dict) -> None:
+    """Two analyses may list the same job only with the same settings (they share one output file)."""
+    seen = {}
+    for i, analysis in enumerate(config["analyses"]):
+        for d in analysis["datasets"]:
+            for m in analysis["models"]:
+                for metric in analysis["metrics"]:
+                    settings = {**config.get("metrics", {}).get(metric, {}),
+                                **analysis.get("settings", {}).get(metric, {})}
+                    if (d, m, metric) in seen and seen[d, m, metric][1] != settings:
+                        raise ConfigError(
+                            f"config key 'analyses.{i}.settings': job ({d}, {m}, {metric}) is also in "
+                            f"analyses.{seen[d, m, metric][0]} with different settings; they would write the "
+                            "same scores file")
+                    seen.setdefault((d, m, metric), (i, settings))
+
+

@@ -1,0 +1,79 @@
+"""The dataset-kind registry: each config ``kind`` and the facts the rest of the code needs about it.
+
+An entry names the loader by import path (``load(name, spec, stimuli, **inputs)`` returning the
+brain-responses contract; imported only when data is read), whether the kind gives precomputed
+RDMs, whether its neuroids are voxels on a grid (``volumetric``: encoding maps are drawn), which
+config key names a file the ``brain`` rule takes as input (``source_key``), and whether it can be
+simulated (``simulator``: the writer of its files). Adding a dataset kind is one module plus one :func:`register_dataset_kind` call.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    name: str
+    loader: str                  # "package.module:function"
+    rdms: bool = False
+    volumetric: bool = False
+    source_key: str | None = None  # config key of a file the brain rule reads (tracked as an input)
+    simulator: str | None = None   # "module:write" of the files a ``simulate:`` block writes
+    check: Callable | None = None  # extra validation: check(key, entry, base_dir, config)
+
+    def load_function(self):
+        module, _, attr = self.loader.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+def _check_simulated(key: str, entry: dict, base_dir, config: dict) -> None:
+    from ..config.schema import ConfigError
+
+    models = config["models"]
+    for roi, spec in entry["rois"].items():
+        if "model" in spec and spec["model"] not in models:
+            raise ConfigError(f"config key '{key}.rois.{roi}.model': unknown model "
+                              f"'{spec['model']}' (known: {sorted(models)})")
+
+
+def _check_nifti_events(key: str, entry: dict, base_dir, config: dict) -> None:
+    from ..config.schema import ConfigError
+
+    if "simulate" in entry and ("root" in entry or "runs" in entry):
+        name = key.split(".", 1)[1]
+        raise ConfigError(f"config key '{key}.simulate': simulated runs are written to "
+                          f"results/simulated/{name}/; drop 'root' and 'runs'")
+
+
+_KINDS: dict[str, DatasetKind] = {}
+
+
+def register_dataset_kind(kind: DatasetKind) -> DatasetKind:
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def dataset_kind(name: str, key: str | None = None) -> DatasetKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        where = f"config key '{key}': " if key else ""
+        raise ValueError(f"{where}unknown dataset kind '{name}' (known: {sorted(_KINDS)})") from None
+
+
+def dataset_kinds() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+register_dataset_kind(DatasetKind("simulated", "brainalign.datasets.simulated:load", volumetric=True,
+                                  check=_check_simulated))
+register_dataset_kind(DatasetKind("nifti_events", "brainalign.datasets.nifti_events:load", volumetric=True,
+                                  simulator="brainalign.simulate.fmri:write", check=_check_nifti_events))
+register_dataset_kind(DatasetKind("mne_epochs", "brainalign.datasets.mne_epochs:load",
+                                  simulator="brainalign.simulate.meg:write"))
+register_dataset_kind(DatasetKind("netcdf", "brainalign.datasets.netcdf:load", source_key="path"))
+register_dataset_kind(DatasetKind("rdm_mat", "brainalign.datasets.rdms:load", rdms=True, source_key="path"))
+register_dataset_kind(DatasetKind("rdm_npy", "brainalign.datasets.rdms:load", rdms=True, source_key="path"))

@@ -1,0 +1,45 @@
+"""Report categories, and the settings sentence every figure caption carries.
+
+The report (``snakemake --report``) files each figure under one of :data:`CATEGORIES`.
+Score figures go to their metric's category (the metric registry's ``category``): RSA, the CKA family
+(linear/RBF/debiased CKA, Procrustes, mutual k-NN: measures that compare representational
+geometry without RDMs), or Encoding.
+
+:func:`settings_sentence` turns one analysis's settings into the reStructuredText sentence
+that ends each caption: the metric, its comparator, the cross-validation scheme, the
+resampling (permutations, bootstrap samples), the interval level, and the seed, so a figure
+pasted into a paper says what made it.
+"""
+
+from __future__ import annotations
+
+from ..metrics.registry import CATEGORIES, get_metric, metric_category
+
+__all__ = ["CATEGORIES", "metric_category", "settings_sentence", "similarity_sentence"]
+
+
+def _resampling(settings: dict) -> list[str]:
+    parts = []
+    n_perm = int(settings.get("n_permutations", 0) or 0)
+    parts.append(f"{n_perm} permutations of stimulus labels" if n_perm else "no permutation test")
+    n_boot = int(settings.get("n_bootstrap", 0) or 0)
+    if n_boot:
+        parts.append(f"{n_boot} bootstrap samples over {settings.get('bootstrap', 'stimuli')}")
+    else:
+        parts.append("no bootstrap (intervals across subjects)")
+    return parts
+
+
+def settings_sentence(metric: str, settings: dict, seed: int, confidence: float = 0.95) -> str:
+    """One reStructuredText sentence stating the settings behind a ``metric`` figure."""
+    level = f"{confidence * 100:g}%"
+    parts = list(get_metric(metric).caption(settings)) + _resampling(settings)
+    parts += [f"{level} intervals", f"seed {seed}"]
+    return "Settings: " + "; ".join(parts) + "."
+
+
+def similarity_sentence(settings: dict, seed: int) -> str:
+    """The settings sentence of model x model and dataset x dataset similarity figures."""
+    items = ", ".join(f"{key} = {value}" for key, value in sorted(settings.items()) if not isinstance(value, dict))
+    return (f"Settings: {items or 'defaults'}; no cross-validation (all shared stimuli); "
+            f"no resampling; seed {seed}.")

@@ -1,0 +1,104 @@
+"""The model-kind registry: each config ``kind`` and the facts the rest of the code needs about it.
+
+An entry names the adapter class by import path (imported only when a model is loaded, so
+validating a config imports no torch), the stimulus modality it takes, whether it gets an
+untrained control, whether it is given as precomputed RDMs, and an optional extra validation
+``check(key, entry, base_dir, resolved)`` that raises :class:`brainalign.config.ConfigError`
+naming the key (``resolved`` is ``(path or hub id, is_local)`` of the entry's ``source``). Adding a model kind is one module plus one
+:func:`register_model_kind` call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str
+    adapter: str                  # "package.module:Class"; the class takes (name, spec, base_dir=, seed=)
+    modality: str | None          # "text", "image", or None (precomputed RDMs)
+    untrained_control: bool = False
+    rdms: bool = False
+    hub_source: bool = True       # the entry has a ``source`` (hub id, local path or package:)
+    check: Callable | None = None  # extra validation: check(key, entry, base_dir, (where, is_local) or None)
+    takes_seed: bool = False
+
+    def adapter_class(self):
+        module, _, attr = self.adapter.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_KINDS: dict[str, ModelKind] = {}
+
+
+def register_model_kind(kind: ModelKind) -> ModelKind:
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def model_kind(name: str, key: str | None = None) -> ModelKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        where = f"config key '{key}': " if key else ""
+        raise ValueError(f"{where}unknown model kind '{name}' (known: {sorted(_KINDS)})") from None
+
+
+def model_kinds() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def _check_gguf(key: str, entry: dict, base_dir, resolved) -> None:
+    from pathlib import Path
+
+    from ..config.schema import ConfigError
+
+    where, local = resolved
+    if "gguf_file" not in entry:
+        raise ConfigError(f"config key '{key}.gguf_file': required for kind hf_gguf")
+    if local and not (Path(where) / entry["gguf_file"]).exists():
+        raise ConfigError(f"config key '{key}.gguf_file': file not found: {Path(where) / entry['gguf_file']}")
+
+
+def _check_torch_vision(key: str, entry: dict, base_dir, resolved) -> None:
+    """The architecture's module is installed, and the weights exist (or have a URL)."""
+    from ..config.schema import ConfigError
+    from ..config.validate import check_file
+    from ..sources import PACKAGE_PREFIX, resolve_source, split_import_path
+
+    module = split_import_path(entry["architecture"])[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(f"config key '{key}.architecture': module '{module}' is not installed")
+    if entry.get("untrained"):
+        return
+    weights = entry.get("weights")
+    if not weights:
+        raise ConfigError(f"config key '{key}.weights': required unless 'untrained: true'")
+    if weights.startswith(PACKAGE_PREFIX):
+        try:
+            resolve_source(weights, base_dir)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config key '{key}.weights': {exc}") from None
+    elif not entry.get("weights_url"):
+        check_file(f"{key}.weights", weights, base_dir)
+
+
+register_model_kind(ModelKind("hf_text", "brainalign.models.text:HFTextModel", "text"))
+register_model_kind(ModelKind("hf_gguf", "brainalign.models.text:GGUFTextModel", "text", check=_check_gguf))
+register_model_kind(ModelKind("torch_vision", "brainalign.models.vision:TorchVisionModel", "image",
+                              untrained_control=True, hub_source=False, takes_seed=True,
+                              check=_check_torch_vision))
+register_model_kind(ModelKind("hf_vision", "brainalign.models.vision:HFVisionModel", "image",
+                              untrained_control=True, takes_seed=True))
+register_model_kind(ModelKind("rdm_mat", "brainalign.models.rdms:read_model_rdms", None, rdms=True,
+                              hub_source=False))
+register_model_kind(ModelKind("rdm_npy", "brainalign.models.rdms:read_model_rdms", None, rdms=True,
+                              hub_source=False))
