@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..io import provenance, read_activations, read_netcdf, write_netcdf
 from ..metrics import banded, encoding, ridge
-from ..metrics.threads import one_thread_if_small
+from ..metrics.backend import one_thread_if_small, resolve_dtype
 from ..stimuli import align_to
 
 
@@ -54,7 +54,7 @@ def banded_encoding(features: dict, brain: xr.Dataset, settings: dict, n_points:
         raise ValueError("banded encoding does not take time-resolved data")
     y_all = (resp.mean("repetition") if "repetition" in resp.dims else resp).transpose("stimulus", "neuroid").values
     y_all = y_all.astype(np.float64)
-    dtype = torch.float64 if settings.get("dtype", "float32") == "float64" else torch.float32
+    dtype = resolve_dtype(settings.get("dtype"), default=torch.float32)
     device = settings.get("device", "auto")
     alphas = settings["alphas"]
     gammas = banded.simplex_grid(len(names), n_points)

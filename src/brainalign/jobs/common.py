@@ -70,3 +70,25 @@ def layer_coords(layers) -> dict:
             "depth": ("layer", [float(da["depth"]) for da in layers])}
 
 
+
+
+def scores_dataset(per_subject: np.ndarray, layers, subjects, rois, confidence: float = 0.95, *,
+                   higher_is_better: bool = True) -> xr.Dataset:
+    """The scores contract from one ``(layer, subject, roi)`` array: the per-subject scores, the
+    subject mean with its Student-t interval, and NaN where a metric gives no permutation p value,
+    bootstrap interval or noise ceiling (a scorer fills those it has). What a new metric's scorer
+    returns when all it computes is a score per layer x subject x ROI."""
+    mean, low, high = across_subject_ci(per_subject, confidence)
+    grid = ("layer", "roi")
+    nan = np.full(mean.shape, np.nan)
+    result = xr.Dataset(
+        {"score": (("layer", "subject", "roi"), per_subject), "score_mean": (grid, mean),
+         "ci_low": (grid, low), "ci_high": (grid, high), "p_value": (grid, nan),
+         "boot_ci_low": (grid, nan), "boot_ci_high": (grid, nan),
+         "ceiling_low": (("roi",), np.full(len(rois), np.nan)), "ceiling_high": (("roi",), np.full(len(rois), np.nan))},
+        coords={**layer_coords(layers), "subject": list(subjects), "roi": list(rois)})
+    result["ci_low"].attrs["description"] = f"{confidence:.0%} Student-t interval across subjects"
+    result["p_value"].attrs["description"] = "not computed for this metric"
+    result["boot_ci_low"].attrs["description"] = "not computed for this metric"
+    result.attrs.update(n_permutations=0, n_bootstrap=0, higher_is_better=int(higher_is_better))
+    return result

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..datasets.contract import subject_roi_cells
 from ..metrics import encoding
+from ..metrics.backend import resolve_dtype
 from .common import across_subject_ci, layer_coords
 
 
@@ -44,7 +45,7 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int) -> xr.Dat
     groups = _stimulus_labels(brain, settings, "groups")
     split = _stimulus_labels(brain, settings, "split")
     method = settings.get("ceiling", "split_half")
-    dtype = torch.float64 if settings.get("dtype", "float32") == "float64" else torch.float32
+    dtype = resolve_dtype(settings.get("dtype"), default=torch.float32)
     subject_of = brain["subject"].values.astype(str)
     n_layers, n_targets = len(layers), y_all.shape[1]
     folds = len(outer_splits_for(len(y_all), settings, seed, groups, split))

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .ridge import _kfold_scores, _loo_scores, _refit, _tensor, resolve_device
+from .backend import as_tensor, resolve_device
+from .ridge import _kfold_scores, _loo_scores, _refit
 
 #: tolerance on sum(gamma) == 1
 SIMPLEX_TOL = 1e-6
@@ -166,7 +167,7 @@ def _check_bands(xs, dtype, device) -> list[torch.Tensor]:
         raise ValueError("xs must be a list of (n, p_k) feature arrays, one per band")
     if len(xs) == 0:
         raise ValueError("xs must contain at least one band")
-    xs = [_tensor(x, dtype, device) for x in xs]
+    xs = [as_tensor(x, dtype, device) for x in xs]
     for k, x in enumerate(xs):
         if x.ndim != 2:
             raise ValueError(f"band {k} must be a 2-D (n, p_k) array, got shape {tuple(x.shape)}")
@@ -222,7 +223,7 @@ def banded_ridge_cv(xs, y, alphas, gammas, cv, *, fit_intercept: bool = True, dt
     """
     device = resolve_device(device)
     xs = _check_bands(xs, dtype, device)
-    y = _tensor(y, dtype, device)
+    y = as_tensor(y, dtype, device)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != xs[0].shape[0]:

@@ -20,27 +20,13 @@ torch; ``device`` picks the GPU when there is one (``"auto"``).
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
-from .threads import one_thread_if_small
+from .backend import as_tensor, one_thread_if_small, resolve_device
 
 #: bytes of scratch space a target batch may use (predictions of all alphas)
 BATCH_BYTES = 256 * 2**20
-
-
-def resolve_device(device: str | None = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _tensor(a, dtype, device) -> torch.Tensor:
-    if isinstance(a, torch.Tensor):
-        return a.to(device=device, dtype=dtype)
-    return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
 
 
 def _batches(n_targets: int, per_target_elements: int, itemsize: int, batch: int | None):
@@ -85,9 +71,9 @@ class RidgeFit:
 
     def predict(self, x) -> torch.Tensor:
         if self._dual is None:
-            x = _tensor(x, self._coef.dtype, self._coef.device)
+            x = as_tensor(x, self._coef.dtype, self._coef.device)
             return x @ self._coef + self._intercept
-        x = _tensor(x, self._dual.dtype, self._dual.device)
+        x = as_tensor(x, self._dual.dtype, self._dual.device)
         return ((x - self._x_mean) @ self._x_train.T) @ self._dual + self._y_mean
 
 
@@ -133,10 +119,10 @@ def ridge(x, y, alpha, *, fit_intercept: bool = True, dtype=torch.float64, devic
           batch: int | None = None) -> RidgeFit:
     """Ridge at a fixed alpha (a scalar, or one per target)."""
     device = resolve_device(device)
-    x, y = _tensor(x, dtype, device), _tensor(y, dtype, device)
+    x, y = as_tensor(x, dtype, device), as_tensor(y, dtype, device)
     if y.ndim == 1:
         y = y[:, None]
-    alphas = torch.broadcast_to(_tensor(alpha, dtype, device), (y.shape[1],)).contiguous()
+    alphas = torch.broadcast_to(as_tensor(alpha, dtype, device), (y.shape[1],)).contiguous()
     with one_thread_if_small(x.numel(), x.device):
         return _fit(x, y, alphas, fit_intercept, batch)
 
@@ -252,7 +238,7 @@ def ridge_cv(x, y, alphas, cv="loo", *, fit_intercept: bool = True, dtype=torch.
     scikit-learn). The model is then refit on all rows.
     """
     device = resolve_device(device)
-    x, y = _tensor(x, dtype, device), _tensor(y, dtype, device)
+    x, y = as_tensor(x, dtype, device), as_tensor(y, dtype, device)
     if y.ndim == 1:
         y = y[:, None]
     grid = np.asarray(alphas, dtype=np.float64)

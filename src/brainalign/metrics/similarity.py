@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from brainalign.metrics import rsa as _rsa
-from brainalign.metrics.threads import one_thread_if_small
+from brainalign.metrics.backend import (as_tensor, numpy_dtype, one_thread_if_small, resolve_device,
+                                       resolve_dtype)
 
 @dataclass(frozen=True)
 class Measure:
@@ -72,41 +73,8 @@ HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in MEASURE_TABLE.items(
 SETTINGS = {name: set(_COMMON_SETTINGS | m.settings) for name, m in MEASURE_TABLE.items()}
 MEASURE_LABELS = {name: m.label for name, m in MEASURE_TABLE.items()}
 
-_DTYPES = {"float64": torch.float64, "double": torch.float64, "float32": torch.float32, "float": torch.float32}
-
 
 # --------------------------------------------------------------------------- helpers
-
-def resolve_device(device="auto") -> torch.device:
-    """``"auto"``/None -> CUDA when available, else CPU; anything else -> ``torch.device(device)``."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype=None) -> torch.dtype:
-    """None -> float64; accepts torch dtypes, numpy dtypes and "float64"/"float32"."""
-    if dtype is None:
-        return torch.float64
-    if isinstance(dtype, torch.dtype):
-        if not dtype.is_floating_point:
-            raise ValueError(f"dtype must be floating point, got {dtype}")
-        return dtype
-    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
-    try:
-        return _DTYPES[name]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r} (known: float64, float32)") from None
-
-
-def _tensor(x, dtype=torch.float64, device="auto") -> torch.Tensor:
-    """``x`` as a tensor of ``dtype`` on ``device`` (no copy when already there;
-    callers must not modify the result in place)."""
-    dtype, device = resolve_dtype(dtype), resolve_device(device)
-    if isinstance(x, torch.Tensor):
-        return x.to(device=device, dtype=dtype)
-    return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
-
 
 def _like(x, ref: torch.Tensor) -> torch.Tensor:
     """``x`` (array or tensor) as a tensor with ``ref``'s dtype and device."""
@@ -150,7 +118,7 @@ def _n_stimuli(xs: Sequence, ys: Sequence) -> int:
 def _centred(x, dtype, device) -> torch.Tensor:
     """Column-centred copy of a 2-D ``x`` (the mean as a BLAS mat-vec: torch's column
     reduction is several times slower on CPU)."""
-    t = _tensor(x, dtype, device)
+    t = as_tensor(x, dtype, device)
     if t.ndim != 2:
         return t - t.mean(-2, keepdim=True)
     return t - (t.new_ones(t.shape[0]) @ t).div_(t.shape[0])
@@ -184,7 +152,7 @@ def gram(x, kernel="linear", sigma_factor=1.0, dtype=torch.float64, device="auto
     their reference code takes the median of *squared* distances over all n^2 entries,
     diagonal included, which gives a slightly different bandwidth).
     """
-    t = _tensor(x, dtype, device)
+    t = as_tensor(x, dtype, device)
     if t.ndim < 2:
         raise ValueError(f"x must be (..., n, d), got shape {tuple(t.shape)}")
     if kernel == "linear":
@@ -335,7 +303,7 @@ def _features_torch(xs, ys, dtype, device, n, debiased) -> np.ndarray:
 
 
 def _features_numpy(xs, ys, dtype, n, debiased) -> np.ndarray:
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    np_dtype = numpy_dtype(dtype)
 
     def centred(v):
         v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
@@ -434,7 +402,7 @@ def _procrustes_factors(xs: Sequence, dtype, device) -> list[torch.Tensor]:
     for i, x in enumerate(xs):
         groups.setdefault(tuple(np.shape(x)), []).append(i)
     for (n, d), idx in groups.items():
-        t = torch.stack([_tensor(xs[i], dtype, device) for i in idx])
+        t = torch.stack([as_tensor(xs[i], dtype, device) for i in idx])
         t = t - t.mean(-2, keepdim=True)
         t = t / torch.linalg.matrix_norm(t)[:, None, None]
         if d > n:
@@ -513,7 +481,7 @@ def _knn_indices(x, k: int, dtype, device, max_block: int = 2**24) -> torch.Tens
     """Indices (n, k) of each row's k nearest neighbours by cosine similarity
     (L2-normalised rows, inner product), itself excluded; rows in blocks so that at
     most ``max_block`` similarities exist at a time."""
-    t = torch.nn.functional.normalize(_tensor(x, dtype, device), dim=-1)
+    t = torch.nn.functional.normalize(as_tensor(x, dtype, device), dim=-1)
     n = t.shape[0]
     step = max(1, max_block // n)
     out = torch.empty((n, k), dtype=torch.long, device=t.device)
@@ -593,7 +561,9 @@ def pairwise(measure, xs, ys, **settings) -> np.ndarray:
         raise TypeError(f"unknown similarity setting(s) {unknown} (known: {sorted(known)}; "
                         f"'{measure}' uses {sorted(SETTINGS[measure])})")
     xs, ys = _as_list(xs), _as_list(ys)
-    device = resolve_device(settings.get("device", "auto"))
+    # not resolved here: each measure resolves it (raising if CUDA is asked for and absent);
+    # rsa, which runs in numpy, ignores it
+    device = settings.get("device", "auto")
     with one_thread_if_small(max(int(np.prod(np.shape(v))) for v in [*xs, *ys]), device):
         return _pairwise(measure, xs, ys, device, settings)
 

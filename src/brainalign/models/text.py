@@ -15,20 +15,9 @@ import torch
 
 from ..config import resolve_source
 from ..io import file_checksum
+from ..metrics.backend import numpy_dtype, resolve_device, resolve_dtype
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
-DTYPES = {"float32": torch.float32, "float64": torch.float64,
-          "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but torch sees no CUDA device")
-    return torch.device(device)
-
-
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """Pool ``hidden`` (batch, token, unit) over real tokens (``mask`` = 1).
 
@@ -72,8 +61,8 @@ class HFTextModel:
         self.name, self.spec = name, spec
         self.pooling = spec.get("pooling", "mean")
         self.max_length = int(spec.get("max_length", 128))
-        self.device = pick_device(spec.get("device", "auto"))
-        self.dtype = DTYPES[spec.get("dtype", "float32")]
+        self.device = resolve_device(spec.get("device", "auto"))
+        self.dtype = resolve_dtype(spec.get("dtype"), default=torch.float32, half=True)
         where, self.local = resolve_source(spec["source"], base_dir)
         kwargs = self._load_kwargs(spec)
         if not self.local and spec.get("revision"):
@@ -122,7 +111,7 @@ class HFTextModel:
                              max_length=self.max_length, return_tensors="pt").to(self.device)
         out = self.model(**enc, output_hidden_states=True)
         mask = enc["attention_mask"]
-        out_dtype = np.float64 if self.dtype == torch.float64 else np.float32
+        out_dtype = numpy_dtype(self.dtype)
         return [pool_tokens(out.hidden_states[i].float() if self.dtype in (torch.float16, torch.bfloat16)
                             else out.hidden_states[i], mask, self.pooling).cpu().numpy().astype(out_dtype)
                 for i in self.layer_indices]

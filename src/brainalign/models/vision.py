@@ -26,9 +26,10 @@ import torch
 
 from ..config import resolve_source, split_import_path
 from ..io import file_checksum
+from ..metrics.backend import numpy_dtype, resolve_device, resolve_dtype
 from .images import Preprocessing, image_batch
 from .pooling import SparseProjection, output_tensor, pool
-from .text import DTYPES, hidden_state_layers, pick_device
+from .text import hidden_state_layers
 
 
 def import_callable(path: str, key: str):
@@ -154,7 +155,7 @@ class VisionModel:
 
     @property
     def out_dtype(self):
-        return np.float64 if self.dtype == torch.float64 else np.float32
+        return numpy_dtype(self.dtype)
 
     def _common_attrs(self, spec: dict) -> dict:
         attrs = {
@@ -180,8 +181,8 @@ class TorchVisionModel(VisionModel):
     def __init__(self, name: str, spec: dict, base_dir=None, seed: int = 0):
         self.name, self.spec, self.seed = name, spec, seed
         key = f"models.{name}"
-        self.device = pick_device(spec.get("device", "auto"))
-        self.dtype = DTYPES[spec.get("dtype", "float32")]
+        self.device = resolve_device(spec.get("device", "auto"))
+        self.dtype = resolve_dtype(spec.get("dtype"), default=torch.float32, half=True)
         self.preprocessing = Preprocessing.from_config(spec.get("preprocessing"))
         self._setup_pooling(spec, seed)
         build = import_callable(spec["architecture"], f"{key}.architecture")
@@ -255,8 +256,8 @@ class HFVisionModel(VisionModel):
 
         self.name, self.spec, self.seed = name, spec, seed
         key = f"models.{name}"
-        self.device = pick_device(spec.get("device", "auto"))
-        self.dtype = DTYPES[spec.get("dtype", "float32")]
+        self.device = resolve_device(spec.get("device", "auto"))
+        self.dtype = resolve_dtype(spec.get("dtype"), default=torch.float32, half=True)
         self._setup_pooling({"pooling": "cls", **spec}, seed)
         where, self.local = resolve_source(spec["source"], base_dir)
         kwargs = {} if self.local or not spec.get("revision") else {"revision": spec["revision"]}

@@ -1,0 +1,112 @@
+"""Where and in what precision torch runs: device, dtype and thread policy.
+
+Every module that computes with torch (the similarity measures, ridge and banded
+ridge, the encoding jobs, the models) takes its device, dtype and thread count from
+here, so the rules below hold everywhere:
+
+Device
+    ``"auto"`` (or None) is the GPU when torch sees one, else the CPU. Any other
+    value goes to ``torch.device``; asking for CUDA when torch sees none raises a
+    ``RuntimeError`` at once, rather than an obscure error at the first tensor.
+
+Dtype
+    Metrics default to float64 (the references are matched to 1e-12 there); torch
+    dtypes, numpy dtypes and the names ``float64``/``double``/``float32``/``float``
+    are accepted. Models may also run in half precision (``half=True``). Arrays
+    handed back to numpy are float64 when the computation was float64 and float32
+    otherwise (half precision is widened).
+
+Threads
+    Small problems run on one CPU thread. Small SVDs, QRs and products on several
+    BLAS/OpenMP threads are slower than on one, and far slower (10x and more,
+    measured) when other processes share the cores: the threads spin waiting for
+    each other. Large problems keep every thread. :func:`one_thread_if_small`
+    applies this inside a ``with`` block.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+#: problems with fewer elements than this (in their largest input) run on one thread
+SMALL_PROBLEM = 2_000_000
+
+_DTYPES = {"float64": torch.float64, "double": torch.float64, "float32": torch.float32, "float": torch.float32}
+_HALF_DTYPES = {"float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16}
+
+
+# --------------------------------------------------------------------------- device
+
+def _device(device) -> torch.device:
+    """``"auto"``/None -> CUDA when available, else CPU; anything else -> ``torch.device(device)``
+    (not checked: torch fails when a tensor is first put on an unavailable device)."""
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_device(device="auto") -> torch.device:
+    """``"auto"``/None -> CUDA when available, else CPU; anything else -> ``torch.device(device)``.
+
+    Raises ``RuntimeError`` when a CUDA device is asked for and torch sees none."""
+    out = _device(device)
+    if out.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{device}' was requested but torch sees no CUDA device")
+    return out
+
+
+# --------------------------------------------------------------------------- dtype
+
+def resolve_dtype(dtype=None, default=torch.float64, *, half: bool = False) -> torch.dtype:
+    """None -> ``default``; accepts floating torch dtypes, numpy dtypes and the names
+    "float64"/"double"/"float32"/"float" (with ``half=True`` also "float16"/"half"/"bfloat16")."""
+    if dtype is None:
+        return default
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype must be floating point, got {dtype}")
+        return dtype
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    table = {**_DTYPES, **_HALF_DTYPES} if half else _DTYPES
+    try:
+        return table[name]
+    except KeyError:
+        known = "float64, float32, float16, bfloat16" if half else "float64, float32"
+        raise ValueError(f"unknown dtype {dtype!r} (known: {known})") from None
+
+
+def numpy_dtype(torch_dtype: torch.dtype):
+    """The numpy dtype results of a ``torch_dtype`` computation are returned in:
+    float64 for float64, float32 for everything else (half precision is widened)."""
+    return np.float64 if torch_dtype == torch.float64 else np.float32
+
+
+def as_tensor(x, dtype=None, device="auto") -> torch.Tensor:
+    """``x`` (array or tensor) as a tensor of ``dtype`` (:func:`resolve_dtype`; None ->
+    float64) on ``device`` (:func:`resolve_device`), without a copy when it is already
+    there; callers must not modify the result in place."""
+    dtype, device = resolve_dtype(dtype), resolve_device(device)
+    if isinstance(x, torch.Tensor):
+        return x.to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+
+
+# --------------------------------------------------------------------------- threads
+
+@contextmanager
+def one_thread_if_small(n_elements: int, device=None):
+    """Limit torch to one thread inside the block when the problem is small and on the CPU
+    (``device``: None, ``"auto"``, or anything ``torch.device`` takes; only its type is
+    looked at, so an unavailable device does not raise here)."""
+    small = _device(device).type == "cpu" and n_elements < SMALL_PROBLEM
+    previous = torch.get_num_threads()
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if small:
+            torch.set_num_threads(previous)
