@@ -45,6 +45,8 @@ def test_dry_run_of_20_models_5_datasets_3_metrics(tmp_path, profile):
     assert seconds < 30
     assert counts["extract"] == N_MODELS
     assert counts["brain"] == N_DATASETS
-    for metric in METRICS:
-        assert counts[metric] == N_MODELS * N_DATASETS  # one job per model x dataset x metric
-    assert counts["plot_layer_curves"] == N_MODELS * N_DATASETS * len(METRICS)
+    # one score job per model x dataset x metric (one `score` rule on the {metric} wildcard)
+    assert counts["score"] == N_MODELS * N_DATASETS * len(METRICS)
+    # one figure job per scores file (layer curves and the metric's other figures together)
+    figure_jobs = sum(counts.get(f"plot_{m}", 0) + counts.get(f"plot_{m}_maps", 0) for m in METRICS)
+    assert figure_jobs == N_MODELS * N_DATASETS * len(METRICS)

@@ -12,6 +12,8 @@ rule plot_stimuli:
     params:
         figures=figure_plan([("stimuli", "results/figures/stimuli/{stimset}")]),
         settings="",
+    group:
+        "light"
     resources:
         **family_resources("light"),
     log:
@@ -91,6 +93,8 @@ rule collect_model_scores:
         "results/summary/{dataset}/{metric}.nc",
     params:
         control_of=summary_controls,
+    group:
+        "light"
     resources:
         **family_resources("light"),
     log:
@@ -149,6 +153,8 @@ for _metric in metric_names():
             wildcard_constraints:
                 metric=_metric,
                 dataset=dataset_pattern(_volumetric),
+            group:
+                "light"
             resources:
                 **family_resources("light"),
             log:

@@ -13,6 +13,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
+from ..registry import Registry
+
 
 @dataclass(frozen=True)
 class DatasetKind:
@@ -48,24 +50,19 @@ def _check_nifti_events(key: str, entry: dict, base_dir, config: dict) -> None:
                           f"results/simulated/{name}/; drop 'root' and 'runs'")
 
 
-_KINDS: dict[str, DatasetKind] = {}
+_KINDS: Registry[DatasetKind] = Registry("dataset kind")
 
 
 def register_dataset_kind(kind: DatasetKind) -> DatasetKind:
-    _KINDS[kind.name] = kind
-    return kind
+    return _KINDS.register(kind, replace=True)
 
 
 def dataset_kind(name: str, key: str | None = None) -> DatasetKind:
-    try:
-        return _KINDS[name]
-    except KeyError:
-        where = f"config key '{key}': " if key else ""
-        raise ValueError(f"{where}unknown dataset kind '{name}' (known: {sorted(_KINDS)})") from None
+    return _KINDS.get(name, key)
 
 
 def dataset_kinds() -> tuple[str, ...]:
-    return tuple(_KINDS)
+    return _KINDS.names()
 
 
 register_dataset_kind(DatasetKind("simulated", "brainalign.datasets.simulated:load", volumetric=True,

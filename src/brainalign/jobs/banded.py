@@ -18,6 +18,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from ..datasets.contract import subject_roi_cells
 from ..io import provenance, read_activations, read_netcdf, write_netcdf
 from ..metrics import banded, encoding, ridge
 from ..metrics.backend import one_thread_if_small, resolve_dtype
@@ -95,18 +96,13 @@ def banded_encoding(features: dict, brain: xr.Dataset, settings: dict, n_points:
          "gamma": (("band", "neuroid"), gamma)},
         coords={"band": names, **neuroid})
     # ROI medians per subject
-    subjects = np.unique(subject_of)
-    rois = np.unique(brain["roi"].values.astype(str))
-    roi_of = brain["roi"].values.astype(str)
+    subjects, rois, cells = subject_roi_cells(subject_of, brain["roi"].values)
     summary = {k: np.full((len(subjects), len(rois)), np.nan) for k in ("joint", "shared")}
     unique = np.full((len(names), len(subjects), len(rois)), np.nan)
-    for i, s in enumerate(subjects):
-        for j, rr in enumerate(rois):
-            cols = np.flatnonzero((subject_of == s) & (roi_of == rr))
-            if len(cols):
-                summary["joint"][i, j] = np.median(r2["joint"][cols])
-                summary["shared"][i, j] = np.median(partition["shared"][cols])
-                unique[:, i, j] = np.median(out["unique"].values[:, cols], axis=1)
+    for i, j, cols in cells:
+        summary["joint"][i, j] = np.median(r2["joint"][cols])
+        summary["shared"][i, j] = np.median(partition["shared"][cols])
+        unique[:, i, j] = np.median(out["unique"].values[:, cols], axis=1)
     out["roi_r2_joint"] = (("subject", "roi"), summary["joint"])
     out["roi_shared"] = (("subject", "roi"), summary["shared"])
     out["roi_unique"] = (("band", "subject", "roi"), unique)

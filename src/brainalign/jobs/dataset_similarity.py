@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..analyze import brain_blocks
+from .common import brain_blocks
 from ..datasets.contract import check_brain
 from ..io import provenance, read_netcdf, write_netcdf
 from ..metrics import similarity

@@ -25,6 +25,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..registry import Registry
+
 #: Report categories, in menu order.
 CATEGORIES = ("Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Summary")
 
@@ -66,29 +68,23 @@ class Metric:
         return fn
 
 
-_REGISTRY: dict[str, Metric] = {}
+_REGISTRY: Registry[Metric] = Registry("metric")
 
 
 def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
     """Add ``metric`` to the registry (``replace=True`` to redefine an existing name)."""
     if metric.category not in CATEGORIES:
         raise ValueError(f"metric {metric.name!r}: category {metric.category!r} is not one of {CATEGORIES}")
-    if metric.name in _REGISTRY and not replace and _REGISTRY[metric.name] != metric:
-        raise ValueError(f"metric {metric.name!r} is already registered")
-    _REGISTRY[metric.name] = metric
-    return metric
+    return _REGISTRY.register(metric, replace=replace)
 
 
 def get_metric(name: str) -> Metric:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(_REGISTRY)}") from None
+    return _REGISTRY.get(name)
 
 
 def metric_names() -> tuple[str, ...]:
     """Every registered metric, built-ins first, in registration order."""
-    return tuple(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def builtin_metric_names() -> tuple[str, ...]:

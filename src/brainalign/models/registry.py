@@ -15,6 +15,8 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
+from ..registry import Registry
+
 
 @dataclass(frozen=True)
 class ModelKind:
@@ -32,24 +34,19 @@ class ModelKind:
         return getattr(importlib.import_module(module), attr)
 
 
-_KINDS: dict[str, ModelKind] = {}
+_KINDS: Registry[ModelKind] = Registry("model kind")
 
 
 def register_model_kind(kind: ModelKind) -> ModelKind:
-    _KINDS[kind.name] = kind
-    return kind
+    return _KINDS.register(kind, replace=True)
 
 
 def model_kind(name: str, key: str | None = None) -> ModelKind:
-    try:
-        return _KINDS[name]
-    except KeyError:
-        where = f"config key '{key}': " if key else ""
-        raise ValueError(f"{where}unknown model kind '{name}' (known: {sorted(_KINDS)})") from None
+    return _KINDS.get(name, key)
 
 
 def model_kinds() -> tuple[str, ...]:
-    return tuple(_KINDS)
+    return _KINDS.names()
 
 
 def _check_gguf(key: str, entry: dict, base_dir, resolved) -> None:
