@@ -136,9 +136,16 @@ def test_installed_wheel_validates_the_default_config_from_another_folder(tmp_pa
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = textwrap.dedent(f"""
+        import importlib, pkgutil
         import brainalign, brainalign.config
         from brainalign.config import load_config
         print("module:", brainalign.__file__)
+        modules = [m.name for m in pkgutil.walk_packages(brainalign.__path__, "brainalign.")]
+        for name in ("brainalign.jobs.score", "brainalign.figures.layer_curves", "brainalign.metrics.registry",
+                     "brainalign.models.registry", "brainalign.datasets.registry", "brainalign.config.plan"):
+            assert name in modules, name
+        print("packages:", sorted({importlib.import_module(m).__file__.startswith(brainalign.__path__[0])
+                                   for m in modules if m.count(".") == 1}))
         print("schema:", brainalign.config.SCHEMA_PATH, brainalign.config.SCHEMA_PATH.exists())
         config = load_config({str(ROOT / "config" / "config.yaml")!r}, base_dir={str(ROOT)!r})
         print("metrics:", config["metrics"]["rsa"]["n_permutations"], sorted(config["models"]))
@@ -151,6 +158,7 @@ def test_installed_wheel_validates_the_default_config_from_another_folder(tmp_pa
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert f"module: {new_site}" in proc.stdout, proc.stdout
+    assert "packages: [True]" in proc.stdout, proc.stdout
     assert "schema: " + new_site in proc.stdout and proc.stdout.split("schema: ")[1].split("\n")[0].endswith("True")
     assert "metrics: 1000 ['minilm', 'smollm2']" in proc.stdout
     # relative paths resolve against the working folder: from elsewhere the stimulus table is missing

@@ -29,7 +29,7 @@ def _patterns(rng, n_stimuli, n_units, shared=None, noise=1.0):
 def test_correlation_rdm_matches_rsatoolbox(n_stimuli, n_units):
     rng = np.random.default_rng(1000 + n_stimuli * n_units)
     x = rng.standard_normal((n_stimuli, n_units)) * 3.0 + rng.standard_normal(n_units)
-    ours = rsa.correlation_rdm(x)
+    ours = rsa.rdm(x)
     ref = _rsatoolbox_rdm(x)
     assert ours.shape == (n_stimuli * (n_stimuli - 1) // 2,)
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
@@ -41,7 +41,7 @@ def test_correlation_rdm_matches_explicit_pearson_distance():
     x = rng.standard_normal((9, 13))
     r = np.corrcoef(x)
     expected = [1.0 - r[i, j] for i in range(9) for j in range(i + 1, 9)]
-    np.testing.assert_allclose(rsa.correlation_rdm(x), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(rsa.rdm(x), expected, rtol=0, atol=1e-12)
 
 
 def test_correlation_rdm_batched_over_layers():
@@ -49,13 +49,13 @@ def test_correlation_rdm_batched_over_layers():
     x = rng.standard_normal((3, 16, 24))
     x[1] *= 50.0
     x[2] += 4.0
-    ours = rsa.correlation_rdm(x)
+    ours = rsa.rdm(x)
     assert ours.shape == (3, 16 * 15 // 2)
     for layer in range(3):
         np.testing.assert_allclose(ours[layer], _rsatoolbox_rdm(x[layer]), rtol=0, atol=1e-12)
     # two leading axes (e.g. layer x subject) as well
     x4 = rng.standard_normal((2, 3, 10, 6))
-    ours4 = rsa.correlation_rdm(x4)
+    ours4 = rsa.rdm(x4)
     assert ours4.shape == (2, 3, 45)
     for i in range(2):
         for j in range(3):
@@ -67,8 +67,8 @@ def test_correlation_rdm_batched_over_layers():
 def _model_and_brain_rdms(seed, n_stimuli=20, tied=False):
     rng = np.random.default_rng(seed)
     shared = rng.standard_normal((n_stimuli, 60))
-    model = rsa.correlation_rdm(np.stack([_patterns(rng, n_stimuli, 60, shared, noise=k) for k in (0.3, 0.6, 1.0)]))
-    brain = rsa.correlation_rdm(np.stack([_patterns(rng, n_stimuli, 60, shared, noise=0.8) for _ in range(4)]))
+    model = rsa.rdm(np.stack([_patterns(rng, n_stimuli, 60, shared, noise=k) for k in (0.3, 0.6, 1.0)]))
+    brain = rsa.rdm(np.stack([_patterns(rng, n_stimuli, 60, shared, noise=0.8) for _ in range(4)]))
     if tied:
         model = np.round(model, 1)   # coarse model RDMs: many ties
         brain = np.round(brain, 2)   # some ties in the data as well
@@ -118,12 +118,12 @@ def test_permuted_pairs_reorders_like_permuting_stimuli():
     rng = np.random.default_rng(31)
     n = 11
     x = rng.standard_normal((n, 8))
-    vector = rsa.correlation_rdm(x)
+    vector = rsa.rdm(x)
     perms = np.stack([rng.permutation(n) for _ in range(6)] + [np.arange(n)])
     positions = rsa.permuted_pairs(n, perms)
     assert positions.shape == (7, n * (n - 1) // 2)
     for k, perm in enumerate(perms):
-        direct = rsa.correlation_rdm(x[perm])
+        direct = rsa.rdm(x[perm])
         # exact: same floating-point numbers, only reordered
         np.testing.assert_array_equal(vector[positions[k]], direct)
     np.testing.assert_array_equal(positions[-1], np.arange(n * (n - 1) // 2))
@@ -141,7 +141,7 @@ def test_pair_index_is_symmetric_triangle_numbering():
 def _brute_force_null(model_rdms, brain_patterns, method, perms):
     out = np.empty((len(perms), model_rdms.shape[0], brain_patterns.shape[0]))
     for k, perm in enumerate(perms):
-        brain_rdms = np.stack([rsa.correlation_rdm(b[perm]) for b in brain_patterns])
+        brain_rdms = np.stack([rsa.rdm(b[perm]) for b in brain_patterns])
         out[k] = rsa.compare(model_rdms, brain_rdms, method)
     return out
 
@@ -153,8 +153,8 @@ def test_permutation_null_matches_brute_force(method, n_perm):
     shared = rng.standard_normal((n, 60))
     model_patterns = np.stack([_patterns(rng, n, 60, shared, noise=s) for s in (0.3, 0.6, 1.0)])
     brain_patterns = np.stack([_patterns(rng, n, 60, shared, noise=0.8) for _ in range(4)])
-    model_rdms = rsa.correlation_rdm(model_patterns)
-    brain_rdms = np.stack([rsa.correlation_rdm(b) for b in brain_patterns])
+    model_rdms = rsa.rdm(model_patterns)
+    brain_rdms = np.stack([rsa.rdm(b) for b in brain_patterns])
 
     seed = 1234
     null = rsa.permutation_null(model_rdms, brain_rdms, n, method, n_perm, np.random.default_rng(seed))
@@ -196,7 +196,7 @@ def test_permutation_null_zero_permutations():
 def _subject_rdms(seed, n_subjects=5, n_stimuli=18):
     rng = np.random.default_rng(seed)
     shared = rng.standard_normal((n_stimuli, 60))
-    return np.stack([rsa.correlation_rdm(_patterns(rng, n_stimuli, 60, shared, noise=1.0))
+    return np.stack([rsa.rdm(_patterns(rng, n_stimuli, 60, shared, noise=1.0))
                      for _ in range(n_subjects)])
 
 

@@ -396,8 +396,8 @@ def test_rsa_similarity_uses_rsa_module(comparison):
     rng = np.random.default_rng(15)
     x, y = related(rng, n=20, dx=12, dy=9, noise=2.0)
     xs, ys = [x, x[:, :4]], [y, rng.standard_normal((20, 30))]
-    expected = rsa.compare(np.stack([rsa.correlation_rdm(a) for a in xs]),
-                           np.stack([rsa.correlation_rdm(b) for b in ys]), comparison)
+    expected = rsa.compare(np.stack([rsa.rdm(a) for a in xs]),
+                           np.stack([rsa.rdm(b) for b in ys]), comparison)
     out = sim.pairwise("rsa", xs, ys, comparison=comparison)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
     assert out.shape == (2, 2) and out[0, 0] > 0.1

@@ -12,9 +12,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from ..stimuli import StimulusError, align_to
 from .contract import BrainDataError
 
 
@@ -61,11 +59,3 @@ def stack_repetitions(trials: np.ndarray, trial_ids, stimulus_ids, what: str,
                       f"{n_rep} of each ({dropped} trial(s) dropped)", stacklevel=2)
     stacked = np.stack([trials[r[:n_rep]] for r in rows])  # stimulus x rep x ...
     return np.moveaxis(stacked, 1, -1), {"n_trials_dropped": dropped, "repetitions": n_rep}
-
-
-def restrict_to_stimuli(brain: xr.Dataset, stimulus_ids, what: str) -> xr.Dataset:
-    """Reorder ``brain`` to the stimulus set; mismatches become :class:`BrainDataError`."""
-    try:
-        return align_to(brain, stimulus_ids, what=what)
-    except StimulusError as exc:
-        raise BrainDataError(str(exc)) from None

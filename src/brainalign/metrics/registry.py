@@ -42,7 +42,9 @@ class Metric:
     ``metrics.<name>`` (a dict, or the name of a ``$defs`` entry of the shipped schema).
     ``figures`` are the extra per-model figures of the report beyond the layer curves (names known
     to :mod:`brainalign.figures`); ``maps`` asks for per-voxel maps (NIfTI, glass brain, fsaverage5) on
-    volumetric data, from per-target ``target_r``; ``threads`` is what its job asks the scheduler for.
+    volumetric data, from per-target ``target_r``; ``threads`` is what its job asks the scheduler for
+    (1 for the RDM and kernel measures: their n x n problems run on one thread anyway, see
+    :func:`brainalign.metrics.backend.one_thread_if_small`; 2 for encoding, whose ridge is wide).
     """
 
     name: str
@@ -199,10 +201,10 @@ register_metric(Metric(
 register_metric(Metric(
     name="procrustes", category="CKA", scorer=GEOMETRY_SCORER, label=_procrustes_label,
     caption=lambda s: [f"metric ``{s.get('measure', 'procrustes')}`` (orthogonal Procrustes)", NO_CV],
-    schema="metric_procrustes", higher_is_better=lambda s: s.get("measure") != "angular_procrustes",
+    schema="metric_procrustes", threads=1, higher_is_better=lambda s: s.get("measure") != "angular_procrustes",
     description="orthogonal Procrustes similarity or angular shape distance"))
 register_metric(Metric(
     name="mutual_knn", category="CKA", scorer=GEOMETRY_SCORER,
     label=lambda s: f"mutual k-NN alignment (k={s.get('k', 10)})",
     caption=lambda s: [f"metric mutual k-NN alignment, k = {s.get('k', 10)}", NO_CV],
-    schema="metric_mutual_knn", description="mutual k-nearest-neighbour alignment"))
+    schema="metric_mutual_knn", threads=1, description="mutual k-nearest-neighbour alignment"))

@@ -74,7 +74,6 @@ def rdm(patterns: np.ndarray, method: str = "correlation") -> np.ndarray:
     return full[..., iu[0], iu[1]]
 
 
-correlation_rdm = rdm  # the default measure, kept under its old name
 
 
 def cv_rdm(responses: np.ndarray, method: str = "euclidean_cv") -> np.ndarray:

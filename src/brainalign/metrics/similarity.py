@@ -522,8 +522,8 @@ def rsa_similarity(xs, ys, comparison="spearman") -> np.ndarray:
     :func:`brainalign.metrics.rsa.compare` ("spearman" or "tau-a") -> (A, B)."""
     xs, ys = _as_list(xs), _as_list(ys)
     _n_stimuli(xs, ys)
-    rx = np.stack([_rsa.correlation_rdm(np.asarray(x)) for x in xs])
-    ry = np.stack([_rsa.correlation_rdm(np.asarray(y)) for y in ys])
+    rx = np.stack([_rsa.rdm(np.asarray(x)) for x in xs])
+    ry = np.stack([_rsa.rdm(np.asarray(y)) for y in ys])
     return _rsa.compare(rx, ry, comparison)
 
 
