@@ -102,13 +102,13 @@ def _familywise_bounds(null_max, null_min):
 
 def test_noise_roi_rsa_within_permutation_null(planted_run, noise_inputs):
     layers, noise = noise_inputs
-    model_rdms = np.stack([rsa.correlation_rdm(x) for x in layers])
+    model_rdms = np.stack([rsa.rdm(x) for x in layers])
     rng = np.random.default_rng(12345)
     n = noise[0].shape[0]
     null_max, null_min = np.empty(N_PERM), np.empty(N_PERM)
     for k in range(N_PERM):
         perm = rng.permutation(n)
-        brain_rdms = np.stack([rsa.correlation_rdm(y[perm]) for y in noise])
+        brain_rdms = np.stack([rsa.rdm(y[perm]) for y in noise])
         vals = rsa.compare(model_rdms, brain_rdms, "spearman").mean(1)  # subject mean per layer
         null_max[k], null_min[k] = vals.max(), vals.min()
     low, high = _familywise_bounds(null_max, null_min)

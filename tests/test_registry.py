@@ -144,8 +144,8 @@ def test_installed_wheel_validates_the_default_config_from_another_folder(tmp_pa
         for name in ("brainalign.jobs.score", "brainalign.figures.layer_curves", "brainalign.metrics.registry",
                      "brainalign.models.registry", "brainalign.datasets.registry", "brainalign.config.plan"):
             assert name in modules, name
-        print("packages:", sorted({importlib.import_module(m).__file__.startswith(brainalign.__path__[0])
-                                   for m in modules if m.count(".") == 1}))
+        print("packages:", sorted({{importlib.import_module(m).__file__.startswith(brainalign.__path__[0])
+                                    for m in modules if m.count(".") == 1}}))
         print("schema:", brainalign.config.SCHEMA_PATH, brainalign.config.SCHEMA_PATH.exists())
         config = load_config({str(ROOT / "config" / "config.yaml")!r}, base_dir={str(ROOT)!r})
         print("metrics:", config["metrics"]["rsa"]["n_permutations"], sorted(config["models"]))
