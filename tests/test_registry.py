@@ -163,3 +163,17 @@ def test_installed_wheel_validates_the_default_config_from_another_folder(tmp_pa
     assert "metrics: 1000 ['minilm', 'smollm2']" in proc.stdout
     # relative paths resolve against the working folder: from elsewhere the stimulus table is missing
     assert "error: config key 'stimuli.sentences.path': file not found" in proc.stdout
+
+
+@pytest.mark.parametrize("plugins, message", [
+    (["no_such_plugin_module"], "config key 'plugins.0': cannot import 'no_such_plugin_module': ModuleNotFoundError"),
+    (["missing_plugin.py"], "config key 'plugins.0': cannot import 'missing_plugin.py': FileNotFoundError"),
+])
+def test_a_plugin_that_cannot_be_imported_is_named(plugins, message):
+    from brainalign.config import ConfigError, load_yaml, validate_config
+
+    config = load_yaml(ROOT / "config" / "config.yaml")
+    config["plugins"] = plugins
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, base_dir=ROOT)
+    assert str(err.value).startswith(message), str(err.value)

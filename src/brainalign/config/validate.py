@@ -31,7 +31,15 @@ def check_file(key: str, value: str, base_dir) -> None:
 
 def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
     """Schema validation plus cross-reference and file checks. Returns ``config``."""
-    load_plugins(config.get("plugins") or ())
+    plugins = config.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError("config key 'plugins': expected a list of module names or .py paths")
+    for i, plugin in enumerate(plugins):
+        try:
+            load_plugins([plugin])
+        except Exception as exc:  # a plugin's own error (ImportError, SyntaxError, ...) names the entry
+            raise ConfigError(f"config key 'plugins.{i}': cannot import '{plugin}': "
+                              f"{type(exc).__name__}: {exc}") from None
     check_schema(config, schema)
     add_untrained_controls(config)
     stimuli, models, datasets = config["stimuli"], config["models"], config["datasets"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ..registry import Registry
@@ -59,7 +59,6 @@ class Metric:
     maps: bool = False
     threads: int = 2
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
     def score_function(self) -> Callable:
         """The scorer, imported on first use."""
