@@ -80,11 +80,13 @@ def scores_dataset(per_subject: np.ndarray, layers, subjects, rois, confidence: 
     returns when all it computes is a score per layer x subject x ROI."""
     mean, low, high = across_subject_ci(per_subject, confidence)
     grid = ("layer", "roi")
-    nan = np.full(mean.shape, np.nan)
+    def nan():  # one array per variable: a scorer fills them in place
+        return np.full(mean.shape, np.nan)
+
     result = xr.Dataset(
         {"score": (("layer", "subject", "roi"), per_subject), "score_mean": (grid, mean),
-         "ci_low": (grid, low), "ci_high": (grid, high), "p_value": (grid, nan),
-         "boot_ci_low": (grid, nan), "boot_ci_high": (grid, nan),
+         "ci_low": (grid, low), "ci_high": (grid, high), "p_value": (grid, nan()),
+         "boot_ci_low": (grid, nan()), "boot_ci_high": (grid, nan()),
          "ceiling_low": (("roi",), np.full(len(rois), np.nan)), "ceiling_high": (("roi",), np.full(len(rois), np.nan))},
         coords={**layer_coords(layers), "subject": list(subjects), "roi": list(rois)})
     result["ci_low"].attrs["description"] = f"{confidence:.0%} Student-t interval across subjects"

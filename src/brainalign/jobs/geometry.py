@@ -9,7 +9,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..metrics import cka, similarity, stats
-from .common import across_subject_ci, brain_blocks, layer_coords
+from .common import brain_blocks, scores_dataset
 
 
 def _pairs(blocks, subjects, rois):
@@ -79,32 +79,15 @@ def score_geometry(layers, brain, settings, *, metric, rng, seed=0, confidence=0
     blocks, subjects, rois = brain_blocks(brain)
     values, pairs, null, ceiling, boot, higher_is_better = run_similarity(
         metric, layers, blocks, subjects, rois, settings, rng)
-    n_layers = len(layers)
-    per_subject = _fill(values, pairs, subjects, rois, n_layers)
-    mean, low, high = across_subject_ci(per_subject, confidence)
+    per_subject = _fill(values, pairs, subjects, rois, len(layers))
     observed_mean = _subject_mean_null(values[None], pairs, subjects, rois)[0]
     p_value = stats.p_from_null(observed_mean, _subject_mean_null(null, pairs, subjects, rois), higher_is_better)
     boot_low, boot_high = stats.percentile_ci(_subject_mean_null(boot, pairs, subjects, rois), confidence)
-
-    result = xr.Dataset(
-        {
-            "score": (("layer", "subject", "roi"), per_subject),
-            "score_mean": (("layer", "roi"), mean),
-            "ci_low": (("layer", "roi"), low),
-            "ci_high": (("layer", "roi"), high),
-            "p_value": (("layer", "roi"), p_value),
-            "boot_ci_low": (("layer", "roi"), boot_low),
-            "boot_ci_high": (("layer", "roi"), boot_high),
-            "ceiling_low": (("roi",), ceiling[0]),
-            "ceiling_high": (("roi",), ceiling[1]),
-        },
-        coords={
-            **layer_coords(layers),
-            "subject": subjects,
-            "roi": rois,
-        },
-    )
-    result["ci_low"].attrs["description"] = f"{confidence:.0%} Student-t interval across subjects"
+    result = scores_dataset(per_subject, layers, subjects, rois, confidence, higher_is_better=higher_is_better)
+    result["p_value"].values[:] = p_value
+    result["boot_ci_low"].values[:] = boot_low
+    result["boot_ci_high"].values[:] = boot_high
+    result["ceiling_low"].values[:], result["ceiling_high"].values[:] = ceiling
     result["boot_ci_low"].attrs["description"] = (
         f"{confidence:.0%} percentile interval of the subject mean over {boot.shape[0]} bootstrap resamples "
         "of stimuli" if boot.shape[0] else "not computed (n_bootstrap = 0 or not available for this metric)")
