@@ -64,3 +64,21 @@ def default_run(tmp_path_factory) -> Path:
     run_snakemake(workdir, "--profile", "profiles/local", check=True)
     run_snakemake(workdir, "--report", "results/report.html", check=True)
     return workdir
+
+
+def check_golden(results: Path, name: str) -> None:
+    """Compare a run's key numbers with ``tests/golden/<name>.json`` at 1e-10.
+    ``BRAINALIGN_UPDATE_GOLDEN=1`` rewrites the file instead (after a deliberate change)."""
+    import json
+
+    from golden_scores import differences, key_numbers
+
+    path = ROOT / "tests" / "golden" / f"{name}.json"
+    numbers = key_numbers(results)
+    if os.environ.get("BRAINALIGN_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n")
+        return
+    assert path.exists(), f"{path} is missing: run the test with BRAINALIGN_UPDATE_GOLDEN=1 to write it"
+    found = differences(numbers, json.loads(path.read_text()))
+    assert not found, (f"{len(found)} key numbers differ from {path} (if the change is deliberate, rerun with "
+                       "BRAINALIGN_UPDATE_GOLDEN=1 and commit the file):\n" + "\n".join(found[:40]))

@@ -173,10 +173,11 @@ def test_minimal_config_gets_every_default(tmp_path):
                                         "comparison": "spearman", "n_permutations": 1000,
                                         "bootstrap": "stimuli", "n_bootstrap": 1000, "alpha": 0.05,
                                         "noise_ceiling": True}
-    assert config["metrics"]["cka"] == {"kernel": "linear", "debiased": False, "sigma_factor": 1.0,
-                                        "n_permutations": 1000, "n_bootstrap": 0}
-    assert config["metrics"]["procrustes"] == {"measure": "procrustes", "n_permutations": 200, "n_bootstrap": 100}
-    assert config["metrics"]["mutual_knn"] == {"k": 10, "n_permutations": 200, "n_bootstrap": 100}
+    assert config["metrics"]["cka"] == {"kernel": "linear", "debiased": True, "sigma_factor": 1.0,
+                                        "n_permutations": 1000, "n_bootstrap": 100, "bootstrap": "stimuli",
+                                        "alpha": 0.05, "noise_ceiling": True}
+    assert config["metrics"]["procrustes"] == {"measure": "procrustes", "n_permutations": 200, "n_bootstrap": 100, "bootstrap": "stimuli", "alpha": 0.05, "noise_ceiling": True}
+    assert config["metrics"]["mutual_knn"] == {"k": 10, "n_permutations": 200, "n_bootstrap": 100, "bootstrap": "stimuli", "alpha": 0.05, "noise_ceiling": True}
     assert config["model_comparisons"] == [] and config["dataset_comparisons"] == []
     assert config["similarity"] == {"sigma_factor": 1.0, "k": 10, "comparison": "spearman", "dtype": "float64"}
     assert config["metrics"]["encoding"]["outer_folds"] == 5

@@ -220,8 +220,9 @@ def test_scores_round_trip(cka_scores, tmp_path):
     assert back.sizes == {"layer": 7, "subject": 2, "roi": 3}
     assert back["roi"].values.tolist() == ["early", "late", "noise"]
     assert back["layer_index"].values.tolist() == list(range(7))
-    # NaN gaps (the ceiling is undefined for CKA) survive the round trip as NaN
-    assert np.isnan(back["ceiling_low"].values).all()
+    # NaN gaps (no ceiling_reliable interval where an ROI lacks two subjects' worth) survive as NaN
+    assert np.isnan(back["boot_ci_low"].values).all() == np.isnan(cka_scores["boot_ci_low"].values).all()
+    np.testing.assert_array_equal(np.isnan(back["ceiling_ci_low"].values), np.isnan(cka_scores["ceiling_ci_low"].values))
     assert back.attrs["n_permutations"] == 20 and back.attrs["metric"] == "cka"
     # p values of a 20-permutation test live on the grid k / 21
     p = back["p_value"].values * 21

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.io as sio
 import yaml
-from conftest import SHARED_DATA, copy_workflow, run_snakemake
+from conftest import SHARED_DATA, check_golden, copy_workflow, run_snakemake
 
 from brainalign.io import read_netcdf
 
@@ -174,3 +174,9 @@ def test_vision_activations_carry_provenance(k92_run):
     assert control["init_seed"] == 2008 and control["model_checksum"].startswith("state_dict:")
     figure = k92_run / "results/figures/human_it/efficientnet_lite0_untrained/rsa.png"
     assert figure.stat().st_size > 5000
+
+
+def test_golden_scores(k92_run):
+    """The 92-image example's key numbers (at this test's resample counts) equal
+    tests/golden/kriegeskorte92.json at 1e-10."""
+    check_golden(k92_run / "results", "kriegeskorte92")

@@ -92,14 +92,14 @@ def small_brain(tmp_path_factory, stimuli_csv, minilm_activations):
 
 @pytest.mark.parametrize("metric,settings,measure", [
     ("mutual_knn", {"k": 8}, "mutual_knn"),
-    ("cka", {}, "linear_cka"),  # the fast Gram-permutation path
+    ("cka", {"debiased": False}, "linear_cka"),  # the fast Gram-permutation path
     ("cka", {"debiased": True}, "debiased_cka"),
     ("cka", {"kernel": "rbf", "sigma_factor": 0.8}, "rbf_cka"),
     ("procrustes", {"measure": "angular_procrustes"}, "angular_procrustes"),
 ])
 def test_resampling_reproduces_manual_computation(minilm_activations, small_brain, metric, settings, measure):
-    """Scores, permutation p values and bootstrap CIs equal a direct computation
-    with the same permutations and bootstrap indices (same seeded generator)."""
+    """Scores, permutation p values and subsampling intervals equal a direct computation
+    with the same permutations and subsample indices (same seeded generator)."""
     n_perm, n_boot, seed = 6, 5, 4
     result = score(metric, minilm_activations, small_brain,
                    {**settings, "n_permutations": n_perm, "n_bootstrap": n_boot}, seed=seed, confidence=0.9)
@@ -121,14 +121,23 @@ def test_resampling_reproduces_manual_computation(minilm_activations, small_brai
     np.testing.assert_allclose(result["score_mean"].values, observed, atol=1e-10)
     rng = np.random.default_rng(seed)
     perms = stats.permutations(n, n_perm, rng)
-    boots = stats.bootstrap_indices(n, n_boot, rng)
+    boots = stats.subsample_indices(n, n_boot, rng)
+    assert all(len(set(b)) == len(b) == n // 2 for b in boots)  # no stimulus twice in a subsample
     null = np.stack([subject_mean((xs, {k: v[p] for k, v in blocks.items()})) for p in perms])
     boot = np.stack([subject_mean(([x[b] for x in xs], {k: v[b] for k, v in blocks.items()})) for b in boots])
     higher = similarity.HIGHER_IS_BETTER[measure]
     expected_p = (1 + ((null >= observed - 1e-12) if higher else (null <= observed + 1e-12)).sum(0)) / (1 + n_perm)
     np.testing.assert_allclose(result["p_value"].values, expected_p)
-    np.testing.assert_allclose(result["boot_ci_low"].values, np.percentile(boot, 5, axis=0), atol=1e-10)
-    np.testing.assert_allclose(result["boot_ci_high"].values, np.percentile(boot, 95, axis=0), atol=1e-10)
+    # the subsamples' spread around their median, scaled by sqrt(m / (n - m)), laid around the score
+    scale = np.sqrt((n // 2) / (n - n // 2))
+    deviation = boot - np.median(boot, axis=0)
+    np.testing.assert_allclose(result["boot_ci_low"].values, observed + scale * np.percentile(deviation, 5, axis=0),
+                               atol=1e-10)
+    np.testing.assert_allclose(result["boot_ci_high"].values, observed + scale * np.percentile(deviation, 95, axis=0),
+                               atol=1e-10)
+    assert np.all(result["boot_ci_low"].values <= observed) and np.all(observed <= result["boot_ci_high"].values)
+    np.testing.assert_allclose(result["null_mean"].values, null.mean(0), atol=1e-10)
+    np.testing.assert_allclose(result["score_corrected"].values, observed - null.mean(0), atol=1e-10)
     assert int(result.attrs["higher_is_better"]) == int(higher)
     assert int(result.attrs["n_bootstrap"]) == n_boot
 

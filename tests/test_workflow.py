@@ -11,7 +11,7 @@ import xarray as xr
 from brainalign.config import analysis_jobs, banded_jobs, load_config, model_comparison_jobs, model_summary_jobs
 from brainalign.io import PROVENANCE_KEYS, read_activations, read_netcdf
 
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, check_golden, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -85,13 +85,26 @@ def test_contracts_of_outputs(default_run):
         assert np.all(scores["ci_low"] <= scores["score_mean"])
         assert np.all(scores["score_mean"] <= scores["ci_high"])
         assert scores.attrs["metric"] == metric and scores.attrs["model"] == model
-        if metric != "encoding":
-            p = scores["p_value"].values
-            assert np.all((p > 0) & (p <= 1))
+        p = scores["p_value"].values
+        assert np.all((p > 0) & (p <= 1))
+        # every metric: a chance level beside the score, and intervals that contain their estimate
+        for var in ("null_mean", "null_low", "null_high", "score_corrected", "ceiling_reliable"):
+            assert var in scores, (metric, var)
+        assert np.isfinite(scores["null_mean"].values).all()
+        np.testing.assert_allclose(scores["score_corrected"], scores["score_mean"] - scores["null_mean"])
+        if "boot_ci_low" in scores and np.isfinite(scores["boot_ci_low"].values).any():
+            assert np.all(scores["boot_ci_low"] <= scores["score_mean"] + 1e-12), metric
+            assert np.all(scores["score_mean"] <= scores["boot_ci_high"] + 1e-12), metric
         if metric in ("cka", "procrustes", "mutual_knn"):
             n_boot = CONFIG["metrics"][metric]["n_bootstrap"]
             assert int(scores.attrs["n_bootstrap"]) == n_boot > 0
-            assert np.all(scores["boot_ci_low"] <= scores["boot_ci_high"])
+        if dataset == "fmri":
+            # the noise ROI's ceiling is not reliably above chance; the planted ROIs' RSA ceilings are
+            assert int(scores["ceiling_reliable"].sel(roi="Visual")) == 0, metric
+            if metric in ("rsa", "encoding", "cka"):
+                assert scores["ceiling_reliable"].sel(roi=["Auditory", "FrontoParietal", "DefaultMode"]).all()
+            if metric == "encoding":
+                assert scores["score_ceiled"].sel(roi="Visual").isnull().all()
 
 
 def test_every_netcdf_carries_provenance(default_run):
@@ -239,7 +252,7 @@ def test_models_compared_on_relative_depth(default_run):
                                [0.0, 0.5, 1.0], atol=1e-9)
 
 
-@pytest.mark.parametrize("metric", ["rsa", "encoding"])
+@pytest.mark.parametrize("metric", ["rsa", "encoding", "cka"])
 def test_planted_layers_found_through_the_nifti_files(default_run, metric):
     """Planted truth through the real adapters: runs written as NIfTI + events.tsv, read back
     through nilearn's single-trial GLM; each ROI's best MiniLM layer (subject mean) is the planted
@@ -253,7 +266,7 @@ def test_planted_layers_found_through_the_nifti_files(default_run, metric):
     mean = scores["score_mean"]
     for roi, truth in planted.items():
         assert int(mean.sel(roi=roi).argmax("layer")) == truth["layer_index"], (roi, mean.sel(roi=roi).values)
-        assert float(scores["p_value"].sel(roi=roi).isel(layer=truth["layer_index"])) < 0.05 or metric == "encoding"
+        assert float(scores["p_value"].sel(roi=roi).isel(layer=truth["layer_index"])) < 0.05
     assert float(np.abs(mean.sel(roi="Visual")).max()) < 0.05
 
 
@@ -276,3 +289,9 @@ def test_lint_is_clean():
     proc = run_snakemake(ROOT, "--lint")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_golden_scores(default_run):
+    """Best layer, score, interval, chance level, p value, ceiling and held-out best of every
+    model x ROI x metric equal tests/golden/default.json at 1e-10."""
+    check_golden(default_run / "results", "default")

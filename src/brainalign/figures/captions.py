@@ -13,18 +13,23 @@ pasted into a paper says what made it.
 
 from __future__ import annotations
 
-from ..metrics.registry import CATEGORIES, get_metric, metric_category
+from ..metrics.registry import CATEGORIES, GEOMETRY_SCORER, get_metric, metric_category
 
 __all__ = ["CATEGORIES", "metric_category", "settings_sentence", "similarity_sentence"]
 
 
-def _resampling(settings: dict) -> list[str]:
+def _resampling(metric: str, settings: dict) -> list[str]:
     parts = []
     n_perm = int(settings.get("n_permutations", 0) or 0)
-    parts.append(f"{n_perm} permutations of stimulus labels" if n_perm else "no permutation test")
+    shuffled = ("responses shuffled within held-out folds (no refit)" if metric == "encoding"
+                else "permutations of stimulus labels")
+    parts.append(f"{n_perm} {shuffled}" if n_perm else "no permutation test")
     n_boot = int(settings.get("n_bootstrap", 0) or 0)
-    if n_boot:
-        parts.append(f"{n_boot} bootstrap samples over {settings.get('bootstrap', 'stimuli')}")
+    mode = settings.get("bootstrap", "stimuli")
+    if n_boot and get_metric(metric).scorer == GEOMETRY_SCORER and mode == "stimuli":
+        parts.append(f"{n_boot} subsamples of half the stimuli without replacement")
+    elif n_boot:
+        parts.append(f"{n_boot} bootstrap samples over {mode}")
     else:
         parts.append("no bootstrap (intervals across subjects)")
     return parts
@@ -33,7 +38,7 @@ def _resampling(settings: dict) -> list[str]:
 def settings_sentence(metric: str, settings: dict, seed: int, confidence: float = 0.95) -> str:
     """One reStructuredText sentence stating the settings behind a ``metric`` figure."""
     level = f"{confidence * 100:g}%"
-    parts = list(get_metric(metric).caption(settings)) + _resampling(settings)
+    parts = list(get_metric(metric).caption(settings)) + _resampling(metric, settings)
     parts += [f"{level} intervals", f"seed {seed}"]
     return "Settings: " + "; ".join(parts) + "."
 

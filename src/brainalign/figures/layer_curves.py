@@ -50,7 +50,8 @@ def _title(scores: xr.Dataset, label: str) -> str:
 
 def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
     """One panel per ROI: score against layer, subject lines (spread), the
-    subject mean with its CI band, the noise-ceiling band where defined, marks
+    subject mean with its CI band, the permutation null's band and mean (chance),
+    the noise-ceiling band where defined (faint where it is not reliably above chance), marks
     at layers whose p (FDR-adjusted where the file has ``p_fdr``) is below the
     file's ``alpha``, and the planted layer of simulated data.
 
@@ -81,10 +82,16 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
         else:
             ax.fill_between(x, s["ci_low"], s["ci_high"], color=PALETTE[0], alpha=0.25, lw=0,
                             label=f"{level} CI (subjects)")
+        if "null_low" in s and np.isfinite(s["null_low"].values).any():
+            ax.fill_between(x, s["null_low"], s["null_high"], color="0.5", alpha=0.18, lw=0, hatch="///",
+                            label=f"null {alpha:g}-{1 - alpha:g} quantiles (permutations)")
+            ax.plot(x, s["null_mean"], color="0.35", lw=1, ls=":", label="chance (null mean)")
         ax.plot(x, s["score_mean"], color=PALETTE[0], lw=2, marker="o", ms=3, label="subject mean")
         low, high = float(s["ceiling_low"]), float(s["ceiling_high"])
         if np.isfinite(low) and np.isfinite(high):
-            ax.axhspan(low, high, color=PALETTE[1], alpha=0.2, lw=0, label="noise ceiling")
+            reliable = bool(int(s["ceiling_reliable"])) if "ceiling_reliable" in s else True
+            ax.axhspan(low, high, color=PALETTE[1], alpha=0.2 if reliable else 0.08, lw=0,
+                       label="noise ceiling" if reliable else "noise ceiling (not above chance)")
         p = p_all.sel(roi=roi).values
         sig = np.isfinite(p) & (p < alpha)
         if sig.any():

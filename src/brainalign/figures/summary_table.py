@@ -9,7 +9,11 @@ for a ``.csv`` path, writes the table itself.
 
 Ceiling-normalised = score / upper bound of the noise ceiling, taken at the best layer's own
 time for time-resolved data; the CI is divided by the same number. Where the ceiling is
-undefined (or for distances, where lower is better) the normalised columns are NaN.
+undefined, where its interval includes 0 (``ceiling_reliable`` = 0; the note then reads
+"n/a (ceiling not above 0)"), or for distances (lower is better) the normalised columns are NaN.
+Beside every score: the permutation null's mean and upper quantile (the chance level), the
+chance-corrected score, and the best layer chosen on the other subjects and scored on the
+held-out one; ``p_vs_<model>`` is the paired test of two models' held-out best layers.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import xarray as xr
 from .style import SEQUENTIAL, save, styled
 
 COLUMNS = ("model", "roi", "best_layer", "best_depth", "best_time_ms", "score", "ci_low", "ci_high",
-           "ceiling_low", "ceiling_high", "normalised", "normalised_ci_low", "normalised_ci_high")
+           "null_mean", "null_high", "score_corrected", "heldout_score", "heldout_ci_low", "heldout_ci_high",
+           "ceiling_low", "ceiling_high", "ceiling_reliable", "normalised", "normalised_ci_low",
+           "normalised_ci_high", "normalised_note")
+NOT_ABOVE_ZERO = "n/a (ceiling not above 0)"
 NEEDS = ("best_score", "best_ci_low", "best_ci_high", "best_layer", "best_depth")
 
 
@@ -40,23 +47,45 @@ def summary_frame(summary: xr.Dataset) -> pd.DataFrame:
     _check(summary)
     higher = bool(int(summary.attrs.get("higher_is_better", 1)))
     rows = []
-    for model in summary["model"].values.astype(str):
+    models = summary["model"].values.astype(str)
+
+    def value(s, name):
+        return float(s[name]) if name in s else np.nan
+
+    for model in models:
         for roi in summary["roi"].values.astype(str):
             s = summary.sel(model=model, roi=roi)
             ceiling_low = float(s["best_ceiling_low"]) if "best_ceiling_low" in s else float(s["ceiling_low"])
             ceiling_high = float(s["best_ceiling_high"]) if "best_ceiling_high" in s else float(s["ceiling_high"])
             score, low, high = float(s["best_score"]), float(s["best_ci_low"]), float(s["best_ci_high"])
-            usable = higher and np.isfinite(ceiling_high) and ceiling_high > 0
+            reliable = bool(int(s["ceiling_reliable"])) if "ceiling_reliable" in s else np.isfinite(ceiling_high)
+            usable = higher and np.isfinite(ceiling_high) and ceiling_high > 0 and reliable
             scale = ceiling_high if usable else np.nan
+            note = "" if usable else ("n/a (lower is better)" if not higher else
+                                      NOT_ABOVE_ZERO if np.isfinite(ceiling_high) else "n/a (no ceiling)")
+            paired = {}
+            if "best_paired_p" in summary:
+                for other in models:
+                    if other != model:
+                        pair = summary["best_paired_p"].sel(model=model, model_=other, roi=roi)
+                        paired[f"p_vs_{other}"] = float(pair)
+                        paired[f"difference_vs_{other}"] = float(
+                            summary["best_paired_difference"].sel(model=model, model_=other, roi=roi))
             rows.append({
                 "model": model, "roi": roi, "best_layer": str(s["best_layer"].item()),
                 "best_depth": float(s["best_depth"]),
                 "best_time_ms": float(s["best_time"]) * 1000.0 if "best_time" in s else np.nan,
                 "score": score, "ci_low": low, "ci_high": high,
-                "ceiling_low": ceiling_low, "ceiling_high": ceiling_high,
+                "null_mean": value(s, "best_null_mean"), "null_high": value(s, "best_null_high"),
+                "score_corrected": value(s, "best_score_corrected"),
+                "heldout_score": value(s, "best_heldout"), "heldout_ci_low": value(s, "best_heldout_ci_low"),
+                "heldout_ci_high": value(s, "best_heldout_ci_high"),
+                "ceiling_low": ceiling_low, "ceiling_high": ceiling_high, "ceiling_reliable": int(reliable),
                 "normalised": score / scale, "normalised_ci_low": low / scale, "normalised_ci_high": high / scale,
+                "normalised_note": note, **paired,
             })
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    extra = list(dict.fromkeys(c for row in rows for c in row if c not in COLUMNS))
+    return pd.DataFrame(rows, columns=list(COLUMNS) + extra)
 
 
 def cell_text(row) -> str:
@@ -65,8 +94,14 @@ def cell_text(row) -> str:
     if np.isfinite(row["best_time_ms"]):
         where += f" @ {row['best_time_ms']:.0f} ms"
     text = f"{where}\n{row['score']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+    if np.isfinite(row.get("null_mean", np.nan)):
+        text += f"\nchance {row['null_mean']:.3f} (null upper {row['null_high']:.3f})"
+    if np.isfinite(row.get("heldout_score", np.nan)):
+        text += f"\nheld-out best {row['heldout_score']:.3f}"
     if np.isfinite(row["normalised"]):
         text += f"\n{100 * row['normalised']:.0f}% of ceiling"
+    elif row.get("normalised_note") == NOT_ABOVE_ZERO:
+        text += f"\n{NOT_ABOVE_ZERO}"
     return text
 
 
@@ -91,7 +126,7 @@ def plot_summary_table(summary: xr.Dataset, paths, title: str | None = None):
     label = summary["score_mean"].attrs.get("long_name") if "score_mean" in summary else None
     label = label or summary.attrs.get("metric_label") or summary.attrs.get("metric", "score")
     with styled():
-        fig, ax = plt.subplots(figsize=(1.6 + 2.3 * len(rois), 1.3 + 0.75 * len(models)), layout="constrained")
+        fig, ax = plt.subplots(figsize=(1.6 + 2.5 * len(rois), 1.3 + 1.1 * len(models)), layout="constrained")
         text = [[cell_text(frame[(frame.model == m) & (frame.roi == r)].iloc[0]) for r in rois] for m in models]
         shade = np.array([[frame[(frame.model == m) & (frame.roi == r)]["normalised"].iloc[0] for r in rois]
                           for m in models], dtype=float)
@@ -100,7 +135,7 @@ def plot_summary_table(summary: xr.Dataset, paths, title: str | None = None):
                          cellLoc="center")
         table.auto_set_font_size(False)
         table.set_fontsize(7.5)
-        table.scale(1.0, 3.0)
+        table.scale(1.0, 4.6)
         ax.axis("off")
         if np.isfinite(shade).any():
             fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.7, alpha=0.35,

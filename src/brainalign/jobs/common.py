@@ -12,6 +12,7 @@ import xarray as xr
 from scipy import stats as scipy_stats
 
 from ..datasets.contract import check_brain, subject_roi_cells
+from ..metrics import stats
 from ..io import is_rdm_file, read_activations, read_netcdf
 from ..stimuli import StimulusError, align_to
 
@@ -69,9 +70,6 @@ def layer_coords(layers) -> dict:
             "layer_index": ("layer", [int(da["layer_index"]) for da in layers]),
             "depth": ("layer", [float(da["depth"]) for da in layers])}
 
-
-
-
 def scores_dataset(per_subject: np.ndarray, layers, subjects, rois, confidence: float = 0.95, *,
                    higher_is_better: bool = True) -> xr.Dataset:
     """The scores contract from one ``(layer, subject, roi)`` array: the per-subject scores, the
@@ -93,4 +91,87 @@ def scores_dataset(per_subject: np.ndarray, layers, subjects, rois, confidence: 
     result["p_value"].attrs["description"] = "not computed for this metric"
     result["boot_ci_low"].attrs["description"] = "not computed for this metric"
     result.attrs.update(n_permutations=0, n_bootstrap=0, higher_is_better=int(higher_is_better))
+    return result
+
+
+def add_null(result: xr.Dataset, null: np.ndarray, alpha: float, description: str) -> xr.Dataset:
+    """``null_mean``, ``null_low`` and ``null_high`` (the ``alpha`` and ``1 - alpha`` quantiles)
+    of the permutation distribution of ``score_mean`` (``null``: (permutation, *score_mean dims)),
+    and ``score_corrected = score_mean - null_mean``: the chance level every metric shows
+    beside its score (biased measures, such as CKA at p >> n, sit well above 0 under the null)."""
+    dims = result["score_mean"].dims
+    for name, value in stats.null_summary(null, alpha).items():
+        result[name] = (dims, value)
+    result["score_corrected"] = result["score_mean"] - result["null_mean"]
+    what = (f"{null.shape[0]} permutations of stimulus labels ({description})" if null.shape[0]
+            else "not computed (n_permutations = 0)")
+    result["null_mean"].attrs["description"] = f"mean of the permutation null of score_mean: {what}"
+    result["null_low"].attrs["description"] = f"{alpha:g} quantile of the permutation null of score_mean"
+    result["null_high"].attrs["description"] = f"{1 - alpha:g} quantile of the permutation null of score_mean"
+    result["score_corrected"].attrs["description"] = "chance-corrected score: score_mean - null_mean"
+    result.attrs["alpha"] = float(alpha)
+    return result
+
+
+def add_ceiling(result: xr.Dataset, lower: np.ndarray, upper: np.ndarray, confidence: float,
+                chance: np.ndarray, description: str) -> xr.Dataset:
+    """Noise-ceiling bounds from per-subject values ``lower`` and ``upper`` (subject, roi[, time]):
+    ``ceiling_low``/``ceiling_high`` are their subject means, ``ceiling_ci_low``/``ceiling_ci_high``
+    the Student-t interval across subjects of the lower bound minus its chance level ``chance``
+    (same shape), and ``ceiling_reliable`` is 1 where that interval excludes 0 -- the only cells
+    where a score may be divided by the ceiling."""
+    lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    above = lower - np.asarray(chance, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanmean(lower, axis=0), np.nanmean(upper, axis=0)
+    _, ci_low, ci_high = across_subject_ci(above[None], confidence)
+    dims = result["ceiling_low"].dims
+    result["ceiling_low"] = (dims, low)
+    result["ceiling_high"] = (dims, high)
+    return set_ceiling_interval(result, ci_low[0], ci_high[0], description,
+                                f"{confidence:.0%} Student-t interval across subjects of the lower bound's terms "
+                                "minus their chance level (subject's stimulus labels shuffled)")
+
+
+def set_ceiling_interval(result: xr.Dataset, ci_low, ci_high, description: str, interval: str) -> xr.Dataset:
+    """Store the ceiling's interval and the ``ceiling_reliable`` flag (interval above 0)."""
+    dims = result["ceiling_low"].dims
+    result["ceiling_ci_low"] = (dims, np.asarray(ci_low, dtype=np.float64))
+    result["ceiling_ci_high"] = (dims, np.asarray(ci_high, dtype=np.float64))
+    reliable = np.isfinite(result["ceiling_ci_low"].values) & (result["ceiling_ci_low"].values > 0)
+    result["ceiling_reliable"] = (dims, reliable.astype(np.int8))
+    result["ceiling_low"].attrs["description"] = description
+    result["ceiling_ci_low"].attrs["description"] = interval
+    result["ceiling_reliable"].attrs["description"] = (
+        "1 where the ceiling's interval excludes 0; a ceiling-normalised score is reported only there")
+    return result
+
+
+def add_heldout_best(result: xr.Dataset, confidence: float = 0.95) -> xr.Dataset:
+    """Best-layer selection scored on data it was not chosen on, for every metric: leave one
+    subject out (:func:`brainalign.metrics.stats.heldout_best`). ``best_heldout`` (roi) is the
+    mean over subjects of each subject's score at the layer best on the other subjects, with its
+    Student-t interval; ``best_insample`` (roi) the best subject mean, chosen and scored on the
+    same data (biased upward); ``best_heldout_subject`` and ``best_heldout_layer`` (subject, roi)
+    the per-subject terms, which make the paired test of two models' best layers."""
+    score = result["score"]
+    if "time" in score.dims:  # a layer x time choice: not defined here
+        return result
+    higher = bool(int(result.attrs.get("higher_is_better", 1)))
+    out = stats.heldout_best(score.transpose("layer", "subject", "roi").values, higher)
+    mean, low, high = across_subject_ci(out["heldout"][None], confidence)
+    result["best_heldout"] = (("roi",), mean[0])
+    result["best_heldout_ci_low"] = (("roi",), low[0])
+    result["best_heldout_ci_high"] = (("roi",), high[0])
+    result["best_insample"] = (("roi",), out["insample"])
+    result["best_heldout_subject"] = (("subject", "roi"), out["heldout"])
+    result["best_heldout_layer"] = (("subject", "roi"), out["layer"])
+    result["best_heldout"].attrs["description"] = (
+        "leave-one-subject-out best layer: each subject's score at the layer with the best mean over the "
+        "other subjects, averaged over subjects (NaN with fewer than 2 subjects)")
+    result["best_heldout_ci_low"].attrs["description"] = f"{confidence:.0%} Student-t interval of best_heldout"
+    result["best_insample"].attrs["description"] = (
+        "the best layer's subject mean, chosen and scored on the same data (in-sample, biased upward)")
+    result["best_heldout_layer"].attrs["description"] = "layer position chosen on the other subjects (-1: none)"
     return result

@@ -10,9 +10,9 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..datasets.contract import subject_roi_cells
-from ..metrics import encoding
+from ..metrics import encoding, stats
 from ..metrics.backend import resolve_dtype
-from .common import across_subject_ci, layer_coords
+from .common import across_subject_ci, add_null, layer_coords, set_ceiling_interval
 
 
 def _stimulus_labels(brain: xr.Dataset, settings: dict, key: str):
@@ -27,9 +27,11 @@ def _stimulus_labels(brain: xr.Dataset, settings: dict, key: str):
     return brain[name].values.astype(str)
 
 
-def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int) -> xr.Dataset:
-    """Ridge per subject (all its targets at once): per-target held-out r, R^2,
-    chosen alphas and noise ceilings, and their per-ROI summaries."""
+def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int, rng=None):
+    """Ridge per subject (all its targets at once): per-target held-out r, R^2, chosen alphas,
+    noise ceilings and permutation p values (:func:`encoding.permutation_r`, the same
+    permutations for every layer, subject and target). Returns the per-target Dataset and the
+    null of r, (permutation, layer, neuroid)."""
     import torch
 
     from ..metrics import ceiling as ceilings
@@ -58,6 +60,9 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int) -> xr.Dat
         nc = ceilings.noise_ceiling(reps.astype(np.float64), method=method, rng=seed)
         ceiling_r, ceiling_r2 = nc["r"], nc["r2"]
     subjects = np.unique(subject_of)
+    n_perm = int(settings.get("n_permutations", 0))
+    perms = stats.permutations(len(y_all), n_perm, np.random.default_rng(seed) if rng is None else rng)
+    null = np.zeros((n_perm, n_layers, n_targets))
     jobs = [(li, s) for li in range(n_layers) for s in subjects]
     for li, s in tqdm(jobs, desc="encoding", unit="fit"):
         cols = np.flatnonzero(subject_of == s)
@@ -68,6 +73,9 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int) -> xr.Dat
             pca=settings.get("pca"), delays=settings.get("delays"), dtype=dtype,
             device=settings.get("device", "auto"))
         r[li, cols], r2[li, cols], alphas[li, :, cols] = result.r, result.r2, result.alphas.T
+        if n_perm:
+            null[:, li, cols] = encoding.permutation_r(result.predictions, y_all[:, cols], result.folds, perms)
+    p_target = stats.p_from_null(r, null)
     with np.errstate(invalid="ignore", divide="ignore"):
         ceiled = np.where(ceiling_r > 0, r / ceiling_r, np.nan)
     # subject and roi become target_subject / target_roi: the scores file also has subject and roi dims
@@ -78,7 +86,9 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int) -> xr.Dat
         {"target_r": (("layer", "neuroid"), r), "target_r2": (("layer", "neuroid"), r2),
          "target_alpha": (("layer", "fold", "neuroid"), alphas),
          "target_ceiling_r": (("neuroid",), ceiling_r), "target_ceiling_r2": (("neuroid",), ceiling_r2),
-         "target_r_ceiled": (("layer", "neuroid"), ceiled)},
+         "target_r_ceiled": (("layer", "neuroid"), ceiled),
+         "target_p": (("layer", "neuroid"), p_target),
+         "target_p_fdr": (("layer", "neuroid"), np.stack([stats.fdr(row) for row in p_target]))},
         coords={**layer_coords(layers), **neuroid_coords})
     for name in ("x", "y", "z"):
         if name in out.coords:
@@ -93,40 +103,81 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int) -> xr.Dat
         f"noise ceiling on r for the repetition mean ({method})" if np.isfinite(ceiling_r).any()
         else "not computed (needs at least 2 repetitions, or ceiling: none)")
     out["target_r_ceiled"].attrs["description"] = "target_r / target_ceiling_r (NaN where the ceiling is 0)"
-    return out
+    out["target_p"].attrs["description"] = (
+        f"one-sided permutation p of target_r: {n_perm} shuffles of the responses within each held-out fold "
+        "against fixed held-out predictions (no refit)" if n_perm else "not computed (n_permutations = 0)")
+    out["target_p_fdr"].attrs["description"] = "Benjamini-Hochberg adjusted target_p across the targets of each layer"
+    return out, null
 
 
 def outer_splits_for(n, settings, seed, groups, split):
     return encoding.outer_splits(n, int(settings.get("outer_folds", 5)), seed, groups=groups, split=split)
 
 
-def encoding_summary(targets: xr.Dataset, settings: dict):
+def encoding_summary(targets: xr.Dataset, settings: dict, null: np.ndarray | None = None):
     """Per (layer, subject, roi) summaries (median or mean over targets) of r, R^2,
-    the ceiling and the ceiled score (summary r / summary ceiling, as Brain-Score)."""
+    the ceiling and the ceiled score (summary r / summary ceiling, as Brain-Score), and
+    the same summary of the permutation null of r: (permutation, layer, subject, roi)."""
     summary = np.nanmedian if settings.get("roi_summary", "median") == "median" else np.nanmean
     subjects, rois, cells = subject_roi_cells(targets["target_subject"].values, targets["target_roi"].values)
     n_layers = targets.sizes["layer"]
     out = {k: np.full((n_layers, len(subjects), len(rois)), np.nan) for k in ("score", "score_r2", "score_ceiled")}
     ceiling = np.full((len(subjects), len(rois)), np.nan)
+    n_perm = 0 if null is None else null.shape[0]
+    null_summary = np.full((n_perm, n_layers, len(subjects), len(rois)), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN ceilings
         for i, j, cols in cells:
             out["score"][:, i, j] = summary(targets["target_r"].values[:, cols], axis=1)
             out["score_r2"][:, i, j] = summary(targets["target_r2"].values[:, cols], axis=1)
             ceiling[i, j] = summary(targets["target_ceiling_r"].values[cols])
+            if n_perm:
+                null_summary[:, :, i, j] = summary(null[:, :, cols], axis=2)
             if ceiling[i, j] > 0:
                 out["score_ceiled"][:, i, j] = out["score"][:, i, j] / ceiling[i, j]
+    out["null"] = null_summary
     return out, ceiling, subjects, rois
+
+
+def ceiling_interval(targets: xr.Dataset, ceiling: np.ndarray, settings: dict, confidence: float, seed: int,
+                     n_bootstrap: int = 1000):
+    """The interval of each ROI's ceiling, which decides whether a score may be divided by it:
+    the Student-t interval across subjects of their ROI ceilings (``ceiling`` (subject, roi)), or
+    with a single subject a percentile bootstrap over the ROI's targets of their summary ceiling.
+    Returns (low, high) per ROI and a description."""
+    summary = np.nanmedian if settings.get("roi_summary", "median") == "median" else np.nanmean
+    if ceiling.shape[0] >= 2:
+        _, low, high = across_subject_ci(ceiling[None], confidence)
+        return low[0], high[0], f"{confidence:.0%} Student-t interval across subjects of the ROI's ceiling"
+    rng = np.random.default_rng(seed)
+    low, high = np.full(ceiling.shape[1], np.nan), np.full(ceiling.shape[1], np.nan)
+    _, rois, cells = subject_roi_cells(targets["target_subject"].values, targets["target_roi"].values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _, j, cols in cells:
+            values = targets["target_ceiling_r"].values[cols]
+            values = values[np.isfinite(values)]
+            if len(values) >= 2:
+                draws = summary(values[rng.integers(0, len(values), (n_bootstrap, len(values)))], axis=1)
+                low[j], high[j] = np.percentile(draws, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return low, high, (f"{confidence:.0%} percentile interval over {n_bootstrap} bootstrap resamples of the ROI's "
+                       "targets (one subject)")
 
 
 def score_encoding(layers, brain, settings, *, metric="encoding", rng=None, seed=0,
                    confidence=0.95) -> xr.Dataset:
     """Encoding scores: ROI summaries per subject with across-subject CIs, plus
     every target's r, R^2, alphas and ceiling (for maps)."""
-    targets = run_encoding(layers, brain, settings, seed)
-    summaries, ceiling, subjects, rois = encoding_summary(targets, settings)
+    targets, null = run_encoding(layers, brain, settings, seed, rng)
+    summaries, ceiling, subjects, rois = encoding_summary(targets, settings, null)
+    ceiling_ci_low, ceiling_ci_high, interval = ceiling_interval(targets, ceiling, settings, confidence, seed)
+    reliable = np.isfinite(ceiling_ci_low) & (ceiling_ci_low > 0)  # (roi,)
+    summaries["score_ceiled"][:, :, ~reliable] = np.nan
     mean, low, high = across_subject_ci(summaries["score"], confidence)
     ceiled_mean, ceiled_low, ceiled_high = across_subject_ci(summaries["score_ceiled"], confidence)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        null_mean = np.nanmean(summaries["null"], axis=2)  # (perm, layer, roi): the subject mean, like the score
     nan = np.full(mean.shape, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -139,21 +190,32 @@ def score_encoding(layers, brain, settings, *, metric="encoding", rng=None, seed
          "score_mean": (grid, mean), "ci_low": (grid, low), "ci_high": (grid, high),
          "score_ceiled_mean": (grid, ceiled_mean), "score_ceiled_ci_low": (grid, ceiled_low),
          "score_ceiled_ci_high": (grid, ceiled_high),
-         "p_value": (grid, nan), "boot_ci_low": (grid, nan), "boot_ci_high": (grid, nan),
+         "p_value": (grid, nan.copy()), "boot_ci_low": (grid, nan.copy()), "boot_ci_high": (grid, nan.copy()),
          "ceiling": (("subject", "roi"), ceiling),
          "ceiling_low": (("roi",), c_low), "ceiling_high": (("roi",), c_high)},
         coords={**layer_coords(layers), "subject": subjects, "roi": rois})
     result = xr.merge([result, targets], compat="override", join="exact", combine_attrs="override")
     summary = settings.get("roi_summary", "median")
+    n_perm = null.shape[0]
+    result["p_value"].values[:] = stats.p_from_null(mean, null_mean)
+    result["p_fdr"] = (grid, stats.fdr(result["p_value"].values))
+    add_null(result, null_mean, float(settings.get("alpha", 0.05)),
+             f"within held-out folds, the {summary} over targets then the subject mean")
+    set_ceiling_interval(result, ceiling_ci_low, ceiling_ci_high,
+                         f"lowest and highest subject's {summary} noise ceiling on r "
+                         f"({settings.get('ceiling', 'split_half')})", interval)
     result["ci_low"].attrs["description"] = f"{confidence:.0%} Student-t interval across subjects"
     result["score"].attrs["description"] = f"{summary} over the ROI's targets of the held-out Pearson r"
     result["score_ceiled"].attrs["description"] = (
-        f"score / ceiling: the ROI's {summary} r over its {summary} noise ceiling on r")
-    result["ceiling_low"].attrs["description"] = (
-        f"lowest and highest subject's {summary} noise ceiling on r ({settings.get('ceiling', 'split_half')})")
-    result["p_value"].attrs["description"] = "not computed for encoding"
-    result["boot_ci_low"].attrs["description"] = "not computed for encoding"
-    result.attrs.update(n_permutations=0, n_bootstrap=0, higher_is_better=1,
+        f"score / ceiling: the ROI's {summary} r over its {summary} noise ceiling on r; NaN where the "
+        "ceiling's interval across subjects includes 0 (ceiling_reliable = 0)")
+    result["p_value"].attrs["description"] = (
+        f"one-sided permutation p of score_mean: {n_perm} shuffles of the responses within each held-out fold "
+        f"against fixed held-out predictions, summarised like the score ({summary} over targets, mean over "
+        "subjects)" if n_perm else "not computed (n_permutations = 0)")
+    result["p_fdr"].attrs["description"] = "Benjamini-Hochberg adjusted p_value across layers x ROIs"
+    result["boot_ci_low"].attrs["description"] = "not computed for encoding (refits per resample)"
+    result.attrs.update(n_permutations=int(n_perm), n_bootstrap=0, higher_is_better=1,
                         ceiling_method=settings.get("ceiling", "split_half"),
                         outer_cv=("fixed split" if settings.get("split") else
                                   f"{settings.get('outer_folds', 5)}-fold" +

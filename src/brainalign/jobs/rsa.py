@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..metrics import rsa, stats
 from ..datasets.contract import subject_roi_cells
-from .common import across_subject_ci, layer_coords
+from .common import across_subject_ci, add_null, layer_coords, set_ceiling_interval
 
 BOOTSTRAP_MODES = ("stimuli", "subjects", "both")
 
@@ -135,11 +135,13 @@ def rsa_scores(models: np.ndarray, brain: BrainRDMs, settings: dict, rng: np.ran
     boot_low, boot_high = stats.percentile_ci(boot, confidence)
 
     ceiling = np.full((2,) + brain.shape[1:], np.nan)
+    subject_lower = np.full(brain.shape, np.nan)  # (subject, roi, time): the lower bound's terms
     if settings.get("noise_ceiling", True):
         for j in range(brain.shape[1]):
             for t in range(brain.shape[2]):
                 rows = np.flatnonzero((brain.cells[:, 1] == j) & (brain.cells[:, 2] == t))
                 ceiling[:, j, t] = rsa.noise_ceiling(brain.vectors[rows], method)
+                subject_lower[brain.cells[rows, 0], j, t] = rsa.subject_ceilings(brain.vectors[rows], method)[0]
 
     per_subject = brain.scatter(values)  # (L, S, R, T)
     best_p = np.full(observed.shape, np.nan)
@@ -149,7 +151,7 @@ def rsa_scores(models: np.ndarray, brain: BrainRDMs, settings: dict, rng: np.ran
     return {
         "score": per_subject, "observed": observed, "p_value": p_value, "p_fdr": stats.fdr(p_value),
         "boot_ci_low": boot_low, "boot_ci_high": boot_high, "ceiling_low": ceiling[0],
-        "ceiling_high": ceiling[1], "best_layer_p": best_p, "n_bootstrap": int(np.isfinite(boot).all(
+        "ceiling_high": ceiling[1], "subject_ceiling_low": subject_lower, "null": null, "best_layer_p": best_p, "n_bootstrap": int(np.isfinite(boot).all(
             axis=tuple(range(1, boot.ndim))).sum()) if boot.shape[0] else 0,
         "n_permutations": int(null.shape[0]), "method": method, "bootstrap": mode,
     }
@@ -311,6 +313,11 @@ def score_rsa(layers, brain: xr.Dataset, settings: dict, *, metric="rsa", rng, s
         " x times" if time else "")
     result["ceiling_low"].attrs["description"] = (
         "rsatoolbox noise ceiling across subjects (lower: leave-one-subject-out; upper: all subjects)")
+    add_null(result, squeeze(out["null"]), alpha, out["method"])
+    _, c_low, c_high = across_subject_ci(squeeze(out["subject_ceiling_low"])[None], confidence)
+    set_ceiling_interval(result, c_low[0], c_high[0], result["ceiling_low"].attrs["description"],
+                         f"{level} Student-t interval across subjects of each subject's RDM against the mean "
+                         "of the others' (the lower bound's terms)")
     result.attrs.update(n_permutations=out["n_permutations"], n_bootstrap=out["n_bootstrap"],
                         bootstrap=out["bootstrap"], alpha=alpha, higher_is_better=1,
                         comparison=out["method"], rdm_method=method, brain_rdm_method=brain_rdm.measure)

@@ -16,7 +16,7 @@ import xarray as xr
 from ..datasets.contract import is_rdm_data
 from ..io import provenance, write_netcdf
 from ..metrics.registry import get_metric, load_plugins, metric_names
-from .common import load_inputs
+from .common import add_heldout_best, load_inputs
 
 
 def score(metric: str, activations_path, brain_path, settings: dict, *, seed: int = 0,
@@ -30,6 +30,7 @@ def score(metric: str, activations_path, brain_path, settings: dict, *, seed: in
     rng = np.random.default_rng(seed)
     result = entry.score_function()(layers, brain, settings, metric=metric, rng=rng, seed=seed,
                                     confidence=confidence)
+    add_heldout_best(result, confidence)
     label = entry.label(settings)
     result["score"].attrs["long_name"] = label
     names = names or {}

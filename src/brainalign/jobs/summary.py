@@ -28,8 +28,10 @@ def _at_peak_time(scores: xr.Dataset) -> xr.Dataset:
     peak = (mean.fillna(-np.inf) if higher else -mean.fillna(np.inf)).argmax("time")
     out = scores.isel(time=peak)  # ``time`` becomes a (layer, roi) coordinate: each layer's peak time
     ceiling = scores[["ceiling_low", "ceiling_high"]].max("time")
+    if "ceiling_reliable" in scores:  # reliable at some time
+        ceiling["ceiling_reliable"] = scores["ceiling_reliable"].max("time")
     out = out.rename(ceiling_low="peak_ceiling_low", ceiling_high="peak_ceiling_high")  # at each layer's peak
-    return out.assign(ceiling_low=ceiling["ceiling_low"], ceiling_high=ceiling["ceiling_high"])
+    return out.assign(**{name: ceiling[name] for name in ceiling.data_vars})
 
 
 def _interval(scores: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, str]:
@@ -102,16 +104,58 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
                 "depth": (("model", "slot"), depth),
                 "control_of": ("model", [str((control_of or {}).get(m, "")) for m in models]),
                 "ci_kind": ("model", intervals)},
-        attrs={key: first.attrs[key] for key in ("metric", "metric_label", "dataset", "confidence", "comparison",
+        attrs={key: first.attrs[key] for key in ("metric", "metric_label", "dataset", "confidence", "comparison", "alpha",
                                                  "n_bootstrap", "bootstrap", "higher_is_better", "seed")
                if key in first.attrs},
     )
+    for name in ("null_mean", "null_low", "null_high", "score_corrected"):
+        if all(name in f for f in files.values()):
+            grid = np.full(shape, np.nan)
+            for i, model in enumerate(models):
+                v = files[model].sel(roi=rois)[name]
+                grid[i, :v.sizes["layer"]] = v.transpose("layer", "roi").values
+            out[f"best_{name}"] = (("model", "roi"), pick(grid))
+    if "ceiling_reliable" in first:
+        out["ceiling_reliable"] = ("roi", first["ceiling_reliable"].values.astype(np.int8))
+    if all("best_heldout" in f for f in files.values()):
+        _add_heldout(out, files, models, rois)
     if timed:
         out["peak_time"] = (("model", "slot", "roi"), peak_time, {"units": "s", "long_name": "time of the layer's peak"})
         out["best_time"] = (("model", "roi"), pick(peak_time), {"units": "s", "long_name": "peak time of the best layer"})
     out["score_mean"].attrs["long_name"] = first["score"].attrs.get("long_name") or first.attrs.get(
         "metric_label") or first.attrs.get("metric", "score")
     return out
+
+
+def _add_heldout(out: xr.Dataset, files: dict, models: list, rois: list) -> None:
+    """Each model's leave-one-subject-out best-layer score, and a paired t-test across subjects
+    between every two models' held-out best scores (the same subjects, each scored on a layer
+    chosen without it): ``best_paired_difference`` (model, model_, roi) is the mean of
+    model minus model_, ``best_paired_p`` its two-sided p value."""
+    from scipy.stats import ttest_rel
+
+    for name in ("best_heldout", "best_heldout_ci_low", "best_heldout_ci_high", "best_insample"):
+        out[name] = (("model", "roi"), np.stack([files[m][name].sel(roi=rois).values for m in models]))
+    subjects = files[models[0]]["subject"].values
+    per_subject = np.stack([files[m]["best_heldout_subject"].sel(roi=rois, subject=subjects).transpose(
+        "subject", "roi").values for m in models])  # (model, subject, roi)
+    diff = np.full((len(models), len(models), len(rois)), np.nan)
+    p = diff.copy()
+    for a in range(len(models)):
+        for b in range(len(models)):
+            for j in range(len(rois)):
+                x, y = per_subject[a, :, j], per_subject[b, :, j]
+                ok = np.isfinite(x) & np.isfinite(y)
+                if a != b and ok.sum() >= 2:
+                    diff[a, b, j] = np.mean(x[ok] - y[ok])
+                    if np.ptp(x[ok] - y[ok]) > 0:
+                        p[a, b, j] = ttest_rel(x[ok], y[ok]).pvalue
+    out["best_paired_difference"] = (("model", "model_", "roi"), diff)
+    out["best_paired_p"] = (("model", "model_", "roi"), p)
+    out.coords["model_"] = ("model_", models)
+    out["best_heldout"].attrs["description"] = files[models[0]]["best_heldout"].attrs.get("description", "")
+    out["best_paired_p"].attrs["description"] = (
+        "two-sided paired t-test across subjects of the held-out best-layer scores of model vs model_")
 
 
 def collect_file(paths: Mapping[str, str], out_path, control_of: Mapping[str, str] | None = None):

@@ -29,11 +29,12 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def permutation_null(model_grams: np.ndarray, brain_grams: np.ndarray, n_permutations: int,
-                     rng: np.random.Generator) -> np.ndarray:
-    """CKA under shuffled stimulus labels: (n_permutations, A, B). One permutation
-    (drawn as :func:`stats.permutations` draws them) reorders rows and columns of
-    every brain Gram matrix."""
+                     rng: np.random.Generator, debiased: bool = False) -> np.ndarray:
+    """CKA (linear, RBF or, with ``debiased``, the unbiased estimator) under shuffled stimulus
+    labels: (n_permutations, A, B). One permutation (drawn as :func:`stats.permutations` draws
+    them) reorders rows and columns of every brain Gram matrix."""
     perms = stats.permutations(brain_grams.shape[-1], n_permutations, rng)
     if not len(perms):
         return np.zeros((0, model_grams.shape[0], brain_grams.shape[0]))
-    return np.stack([cka_from_grams(model_grams, brain_grams[:, p][:, :, p]) for p in perms])
+    return np.stack([similarity.cka_matrix(model_grams, brain_grams[:, p][:, :, p], debiased=debiased)
+                     for p in perms])

@@ -206,6 +206,45 @@ def cross_validated_encoding(features, targets, alphas, *, outer_folds: int = 5,
     return EncodingResult(r, r2, np.stack(chosen), predictions, folds)
 
 
+def permutation_r(predictions: np.ndarray, targets: np.ndarray, folds, perms: np.ndarray,
+                  chunk: int = 64) -> np.ndarray:
+    """Held-out r of fixed predictions with the responses' stimulus labels shuffled within each
+    test fold: (permutation, target), the fold-averaged r of :func:`cross_validated_encoding`.
+
+    No refit: each outer fold's predictions come from a model that never saw that fold, so
+    under the null (responses independent of the features) the fold's responses are
+    exchangeable against its predictions, and shuffling them within the fold is an exact
+    test of "held-out predictions track the responses". It does not test the alpha choice or
+    the training itself. ``perms`` (P, n) are permutations of all stimuli (as
+    :func:`brainalign.metrics.stats.permutations` draws them); fold ``f`` uses the order of
+    ``perms[:, test_f]``, a uniform permutation of its rows.
+    """
+    y = np.asarray(targets, dtype=np.float64)
+    out = np.zeros((len(perms), y.shape[1]))
+    for _, test in folds:
+        pred = predictions[test] - predictions[test].mean(0)
+        resp = y[test] - y[test].mean(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where((denom := np.linalg.norm(pred, axis=0) * np.linalg.norm(resp, axis=0)) > 0,
+                             1.0 / denom, 0.0)
+        order = np.argsort(perms[:, test], axis=1)  # (P, n_test): row t of the fold gets response order[t]
+        n_test = len(test)
+        if n_test <= 64:
+            # sum_t resp[order[t]] pred[t] = <one-hot(order), pred[t] resp[s]'> : one BLAS product
+            onehot = np.zeros((len(perms), n_test * n_test))
+            onehot[np.arange(len(perms))[:, None], np.arange(n_test) * n_test + order] = 1.0
+            step = max(1, 2 ** 24 // (n_test * n_test))
+            for start in range(0, y.shape[1], step):
+                cols = slice(start, start + step)
+                outer = (pred[:, None, cols] * resp[None, :, cols]).reshape(n_test * n_test, -1)
+                out[:, cols] += (onehot @ outer) * scale[cols]
+        else:
+            for start in range(0, len(perms), chunk):
+                shuffled = resp[order[start:start + chunk]]  # (c, n_test, target)
+                out[start:start + chunk] += np.einsum("ctv,tv->cv", shuffled, pred) * scale
+    return out / len(folds)
+
+
 def cross_validated_r(features, targets, alphas, outer_folds: int = 5, inner_folds: int = 5,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Held-out Pearson r per target and the chosen alphas (fold, target)."""

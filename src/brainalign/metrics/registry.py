@@ -144,14 +144,19 @@ def _rsa_caption(settings: dict) -> list:
             f"``{settings.get('comparison', 'spearman')}``", NO_CV]
 
 
+def _cka_debiased(settings: dict) -> bool:
+    """Debiased (the default) unless switched off; the RBF kernel has the biased estimator only."""
+    return settings.get("kernel", "linear") == "linear" and settings.get("debiased", True)
+
+
 def _cka_label(settings: dict) -> str:
-    kind = "debiased linear" if settings.get("debiased") else settings.get("kernel", "linear")
+    kind = "debiased linear" if _cka_debiased(settings) else settings.get("kernel", "linear")
     return f"{kind} CKA"
 
 
 def _cka_caption(settings: dict) -> list:
     kernel = settings.get("kernel", "linear")
-    debiased = "debiased" if settings.get("debiased") else "biased"
+    debiased = "debiased (unbiased HSIC)" if _cka_debiased(settings) else "biased"
     return [f"metric CKA: {kernel} kernel, {debiased} HSIC estimator", NO_CV]
 
 

@@ -483,3 +483,22 @@ def noise_ceiling(brain_rdms: np.ndarray, method: str = "spearman") -> tuple[flo
     rdms = RDMs(np.asarray(brain_rdms, dtype=np.float64), dissimilarity_measure="brain")
     low, high = boot_noise_ceiling(rdms, method=comparison_name(method), rdm_descriptor="index")
     return float(low), float(high)
+
+
+def subject_ceilings(brain_rdms: np.ndarray, method: str = "spearman") -> tuple[np.ndarray, np.ndarray]:
+    """Per-subject terms of the noise ceiling across subjects: each subject's RDM compared with
+    the mean of the other subjects' RDMs (lower) and of all subjects' (upper), after the
+    comparison's own transform (ranks for Spearman, centring for Pearson), as rsatoolbox pools
+    RDMs. ``brain_rdms`` (S, P) -> two (S,) arrays; NaN with fewer than 2 subjects. Their means
+    are the leave-one-subject-out bounds; their spread gives the ceiling an interval."""
+    method = comparison_name(method)
+    vectors = np.asarray(brain_rdms, dtype=np.float64)
+    n = vectors.shape[0]
+    if n < 2:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    embedded = embed(vectors, "spearman" if method == "tau-a" else method)
+    total = embedded.sum(0)
+    lower = np.array([compare(vectors[s][None], ((total - embedded[s]) / (n - 1))[None], method)[0, 0]
+                      for s in range(n)])
+    upper = compare(vectors, (total / n)[None], method)[:, 0]
+    return lower, upper
