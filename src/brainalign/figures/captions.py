@@ -21,7 +21,7 @@ __all__ = ["CATEGORIES", "metric_category", "settings_sentence", "similarity_sen
 def _resampling(metric: str, settings: dict) -> list[str]:
     parts = []
     n_perm = int(settings.get("n_permutations", 0) or 0)
-    shuffled = ("responses shuffled within held-out folds (no refit)" if metric == "encoding"
+    shuffled = ("permutations of the responses, refit at the chosen alphas" if metric == "encoding"
                 else "permutations of stimulus labels")
     parts.append(f"{n_perm} {shuffled}" if n_perm else "no permutation test")
     n_boot = int(settings.get("n_bootstrap", 0) or 0)

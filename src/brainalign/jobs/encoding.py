@@ -29,7 +29,7 @@ def _stimulus_labels(brain: xr.Dataset, settings: dict, key: str):
 
 def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int, rng=None):
     """Ridge per subject (all its targets at once): per-target held-out r, R^2, chosen alphas,
-    noise ceilings and permutation p values (:func:`encoding.permutation_r`, the same
+    noise ceilings and permutation p values (:func:`encoding.permuted_fold_r`, the same
     permutations for every layer, subject and target). Returns the per-target Dataset and the
     null of r, (permutation, layer, neuroid)."""
     import torch
@@ -71,10 +71,10 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int, rng=None)
             outer_folds=int(settings.get("outer_folds", 5)), inner_folds=settings.get("inner_folds", 5),
             seed=seed, groups=groups, split=split, standardize=settings.get("standardize", True),
             pca=settings.get("pca"), delays=settings.get("delays"), dtype=dtype,
-            device=settings.get("device", "auto"))
+            device=settings.get("device", "auto"), permutations=perms if n_perm else None)
         r[li, cols], r2[li, cols], alphas[li, :, cols] = result.r, result.r2, result.alphas.T
         if n_perm:
-            null[:, li, cols] = encoding.permutation_r(result.predictions, y_all[:, cols], result.folds, perms)
+            null[:, li, cols] = result.null_r
     p_target = stats.p_from_null(r, null)
     with np.errstate(invalid="ignore", divide="ignore"):
         ceiled = np.where(ceiling_r > 0, r / ceiling_r, np.nan)
@@ -104,8 +104,8 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int, rng=None)
         else "not computed (needs at least 2 repetitions, or ceiling: none)")
     out["target_r_ceiled"].attrs["description"] = "target_r / target_ceiling_r (NaN where the ceiling is 0)"
     out["target_p"].attrs["description"] = (
-        f"one-sided permutation p of target_r: {n_perm} shuffles of the responses within each held-out fold "
-        "against fixed held-out predictions (no refit)" if n_perm else "not computed (n_permutations = 0)")
+        f"one-sided permutation p of target_r: {n_perm} permutations of the responses across stimuli, each "
+        "refit at the chosen alphas" if n_perm else "not computed (n_permutations = 0)")
     out["target_p_fdr"].attrs["description"] = "Benjamini-Hochberg adjusted target_p across the targets of each layer"
     return out, null
 
@@ -200,7 +200,7 @@ def score_encoding(layers, brain, settings, *, metric="encoding", rng=None, seed
     result["p_value"].values[:] = stats.p_from_null(mean, null_mean)
     result["p_fdr"] = (grid, stats.fdr(result["p_value"].values))
     add_null(result, null_mean, float(settings.get("alpha", 0.05)),
-             f"within held-out folds, the {summary} over targets then the subject mean")
+             f"responses permuted and refit at the chosen alphas, the {summary} over targets then the subject mean")
     set_ceiling_interval(result, ceiling_ci_low, ceiling_ci_high,
                          f"lowest and highest subject's {summary} noise ceiling on r "
                          f"({settings.get('ceiling', 'split_half')})", interval)
@@ -210,8 +210,8 @@ def score_encoding(layers, brain, settings, *, metric="encoding", rng=None, seed
         f"score / ceiling: the ROI's {summary} r over its {summary} noise ceiling on r; NaN where the "
         "ceiling's interval across subjects includes 0 (ceiling_reliable = 0)")
     result["p_value"].attrs["description"] = (
-        f"one-sided permutation p of score_mean: {n_perm} shuffles of the responses within each held-out fold "
-        f"against fixed held-out predictions, summarised like the score ({summary} over targets, mean over "
+        f"one-sided permutation p of score_mean: {n_perm} permutations of the responses across stimuli, each "
+        f"refit at the chosen alphas and summarised like the score ({summary} over targets, mean over "
         "subjects)" if n_perm else "not computed (n_permutations = 0)")
     result["p_fdr"].attrs["description"] = "Benjamini-Hochberg adjusted p_value across layers x ROIs"
     result["boot_ci_low"].attrs["description"] = "not computed for encoding (refits per resample)"

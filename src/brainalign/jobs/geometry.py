@@ -109,7 +109,7 @@ def _diagonal(measure, xs, ys, settings) -> np.ndarray:
     return np.array([similarity.pairwise(measure, [x], [y], **_options(settings))[0, 0] for x, y in zip(xs, ys)])
 
 
-def loso_ceiling(measure, blocks, subjects, rois, settings, rng, n_null: int = 20):
+def loso_ceiling(measure, blocks, subjects, rois, settings, rng, n_null: int = 5):
     """Leave-one-subject-out ceiling per (subject, roi): the measure between a subject's block
     and the other subjects' blocks concatenated along units (lower) or all subjects' blocks,
     its own included (upper), and the lower bound's chance level (its mean over ``n_null``

@@ -172,17 +172,22 @@ class EncodingResult:
     alphas: np.ndarray       # (fold, target)
     predictions: np.ndarray  # (stimulus, target), each from the fold that held it out
     folds: list              # the outer (train, test) splits
+    null_r: np.ndarray | None = None  # (permutation, target): r with the responses permuted, if asked
 
 
 def cross_validated_encoding(features, targets, alphas, *, outer_folds: int = 5, inner_folds=5, seed: int = 0,
                              groups=None, split=None, standardize: bool = True, pca: int | None = None,
                              delays=None, runs=None, dtype=torch.float64, device="auto",
-                             preprocessor_factory=None) -> EncodingResult:
+                             preprocessor_factory=None, permutations=None) -> EncodingResult:
     """Outer CV over stimuli, nested alpha choice, scores on held-out stimuli.
 
     ``groups`` groups both the outer and the inner folds. ``delays`` adds FIR
     copies of the features within ``runs`` (default: ``groups``) before the split.
-    With a fixed ``split`` only the test stimuli are scored.
+    With a fixed ``split`` only the test stimuli are scored. ``permutations`` (P, n), e.g.
+    from :func:`brainalign.metrics.stats.permutations`, also gives the fold-averaged r of
+    every target with the responses permuted across all stimuli before the fits
+    (:func:`permuted_fold_r`: the same folds, preprocessing and chosen alphas), the null of a
+    permutation test that keeps the dependence between folds that share training stimuli.
     """
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
@@ -192,57 +197,61 @@ def cross_validated_encoding(features, targets, alphas, *, outer_folds: int = 5,
     make = preprocessor_factory or (lambda: Preprocessor(standardize=standardize, pca=pca))
     predictions = np.full_like(y, np.nan)
     chosen = []
+    null = None if permutations is None else np.zeros((len(permutations), y.shape[1]))
     for train, test in folds:
         pre = make().fit(x[train])
         inner_groups = None if groups is None else np.asarray(groups)[train]
-        predictions[test], best = ridge_cv_predict(pre.transform(x[train]), y[train], pre.transform(x[test]),
+        x_train, x_test = pre.transform(x[train]), pre.transform(x[test])
+        predictions[test], best = ridge_cv_predict(x_train, y[train], x_test,
                                                    alphas, inner_folds, seed, inner_groups, dtype, device)
         chosen.append(best)
+        if null is not None:
+            null += permuted_fold_r(x_train, x_test, y, train, test, np.asarray(best), permutations)
     # Scores per held-out fold, then averaged (as Brain-Score). Correlating the pooled
     # predictions instead is biased below 0 for noise: each fold's training mean is
     # anti-correlated with its held-out mean.
     r = np.mean([pearson_columns(predictions[test], y[test]) for _, test in folds], axis=0)
     r2 = np.mean([r2_columns(y[test], predictions[test]) for _, test in folds], axis=0)
-    return EncodingResult(r, r2, np.stack(chosen), predictions, folds)
+    return EncodingResult(r, r2, np.stack(chosen), predictions, folds,
+                          None if null is None else null / len(folds))
 
 
-def permutation_r(predictions: np.ndarray, targets: np.ndarray, folds, perms: np.ndarray,
-                  chunk: int = 64) -> np.ndarray:
-    """Held-out r of fixed predictions with the responses' stimulus labels shuffled within each
-    test fold: (permutation, target), the fold-averaged r of :func:`cross_validated_encoding`.
-
-    No refit: each outer fold's predictions come from a model that never saw that fold, so
-    under the null (responses independent of the features) the fold's responses are
-    exchangeable against its predictions, and shuffling them within the fold is an exact
-    test of "held-out predictions track the responses". It does not test the alpha choice or
-    the training itself. ``perms`` (P, n) are permutations of all stimuli (as
-    :func:`brainalign.metrics.stats.permutations` draws them); fold ``f`` uses the order of
-    ``perms[:, test_f]``, a uniform permutation of its rows.
-    """
-    y = np.asarray(targets, dtype=np.float64)
+def permuted_fold_r(x_train, x_test, y, train, test, alphas, perms, chunk: int = 64) -> np.ndarray:
+    """Held-out r of one outer fold with the responses' stimulus labels permuted *before* the
+    fit: (permutation, target). For each target the ridge is refit on the permuted training
+    responses at that target's chosen ``alphas`` (target,), through the fold's hat matrix
+    ``H = X_test (X'X + a I)^-1 X'`` (centred, preprocessed features), so a permutation costs one
+    product and no solve. The alpha search itself is not repeated."""
+    mean = x_train.mean(0)
+    u, s, vt = np.linalg.svd(x_train - mean, full_matrices=False)
+    keep = s > s.max() * 1e-12 if s.size else s > 0
+    u, s, vt = u[:, keep], s[keep], vt[keep]
+    a = (x_test - mean) @ vt.T  # (n_test, r)
     out = np.zeros((len(perms), y.shape[1]))
-    for _, test in folds:
-        pred = predictions[test] - predictions[test].mean(0)
-        resp = y[test] - y[test].mean(0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where((denom := np.linalg.norm(pred, axis=0) * np.linalg.norm(resp, axis=0)) > 0,
-                             1.0 / denom, 0.0)
-        order = np.argsort(perms[:, test], axis=1)  # (P, n_test): row t of the fold gets response order[t]
-        n_test = len(test)
-        if n_test <= 64:
-            # sum_t resp[order[t]] pred[t] = <one-hot(order), pred[t] resp[s]'> : one BLAS product
-            onehot = np.zeros((len(perms), n_test * n_test))
-            onehot[np.arange(len(perms))[:, None], np.arange(n_test) * n_test + order] = 1.0
-            step = max(1, 2 ** 24 // (n_test * n_test))
-            for start in range(0, y.shape[1], step):
-                cols = slice(start, start + step)
-                outer = (pred[:, None, cols] * resp[None, :, cols]).reshape(n_test * n_test, -1)
-                out[:, cols] += (onehot @ outer) * scale[cols]
-        else:
-            for start in range(0, len(perms), chunk):
-                shuffled = resp[order[start:start + chunk]]  # (c, n_test, target)
-                out[start:start + chunk] += np.einsum("ctv,tv->cv", shuffled, pred) * scale
-    return out / len(folds)
+    n, n_test = y.shape[0], len(test)
+    for alpha in np.unique(alphas):
+        cols = np.flatnonzero(alphas == alpha)
+        hat = ((a * (s / (s * s + alpha))) @ u.T).astype(np.float32)  # (n_test, n_train)
+        y_group = np.ascontiguousarray(y[:, cols], dtype=np.float32)
+        for start in range(0, len(perms), chunk):
+            rows = perms[start:start + chunk]
+            c = len(rows)
+            # the hat matrix of each permutation, its columns moved to the permuted training stimuli:
+            # then one product with the responses gives every permutation's predictions
+            scattered = np.zeros((c, n_test, n), dtype=np.float32)
+            scattered[np.arange(c)[:, None, None], np.arange(n_test)[None, :, None], rows[:, None, train]] = hat[None]
+            pred = (scattered.reshape(c * n_test, n) @ y_group).reshape(c, n_test, len(cols))
+            y_test = y_group[rows[:, test]]  # (c, n_test, targets)
+            # Pearson r from sums (float64 accumulators): sum(py) - n p_mean y_mean over sqrt of the variances
+            p_sum, y_sum = pred.sum(1, dtype=np.float64), y_test.sum(1, dtype=np.float64)
+            cross = np.einsum("ctv,ctv->cv", pred, y_test, dtype=np.float64) - p_sum * y_sum / n_test
+            p_var = np.einsum("ctv,ctv->cv", pred, pred, dtype=np.float64) - p_sum ** 2 / n_test
+            y_var = np.einsum("ctv,ctv->cv", y_test, y_test, dtype=np.float64) - y_sum ** 2 / n_test
+            with np.errstate(invalid="ignore", divide="ignore"):
+                denom = np.sqrt(np.clip(p_var, 0, None) * np.clip(y_var, 0, None))
+                out[start:start + c, cols] = np.where(denom > 1e-12 * np.abs(y_var).max(initial=1.0),
+                                                      cross / denom, 0.0)
+    return out
 
 
 def cross_validated_r(features, targets, alphas, outer_folds: int = 5, inner_folds: int = 5,
