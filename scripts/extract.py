@@ -1,6 +1,6 @@
 from brainalign.jobs.extract import extract_file
-from brainalign.runlog import logged
+from brainalign.runlog import job
 
-with logged(snakemake.log[0]):
+with job(snakemake):
     extract_file(snakemake.input.stimuli, snakemake.wildcards.model, snakemake.params.spec, snakemake.output[0],
                  seed=snakemake.params.seed)

@@ -1,5 +1,5 @@
 from brainalign.jobs.maps import write_encoding_maps
-from brainalign.runlog import logged
+from brainalign.runlog import job
 
-with logged(snakemake.log[0]):
+with job(snakemake):
     write_encoding_maps(snakemake.input[0], snakemake.output[0])

@@ -1,7 +1,7 @@
 from brainalign.jobs.score import score_file
-from brainalign.runlog import logged
+from brainalign.runlog import job
 
-with logged(snakemake.log[0]):
+with job(snakemake):
     score_file(snakemake.wildcards.metric, snakemake.input.activations, snakemake.input.brain, snakemake.output[0],
                snakemake.params.settings, seed=snakemake.params.seed, confidence=snakemake.params.confidence,
                names={"model": snakemake.wildcards.model, "dataset": snakemake.wildcards.dataset},

@@ -1,7 +1,7 @@
-from brainalign.runlog import logged
+from brainalign.runlog import job
 from brainalign.simulate import simulate_dataset
 
 activations = {k.removeprefix("activations_"): v for k, v in snakemake.input.items() if k.startswith("activations_")}
-with logged(snakemake.log[0]):
+with job(snakemake):
     simulate_dataset(snakemake.wildcards.dataset, snakemake.params.spec, snakemake.input.stimuli, activations,
                      snakemake.output[0], seed=snakemake.params.seed)

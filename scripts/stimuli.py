@@ -1,5 +1,5 @@
-from brainalign.runlog import logged
+from brainalign.runlog import job
 from brainalign.stimuli import write_stimulus_set
 
-with logged(snakemake.log[0]):
+with job(snakemake):
     write_stimulus_set(snakemake.wildcards.stimset, snakemake.params.spec, snakemake.output[0])

@@ -1,5 +1,5 @@
 from brainalign.jobs.summary import collect_file
-from brainalign.runlog import logged
+from brainalign.runlog import job
 
-with logged(snakemake.log[0]):
+with job(snakemake):
     collect_file(dict(snakemake.input.items()), snakemake.output[0], control_of=snakemake.params.control_of)

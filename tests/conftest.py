@@ -66,6 +66,28 @@ def default_run(tmp_path_factory) -> Path:
     return workdir
 
 
+REDUCED_CONFIG = "tests/configs/reduced.yaml"
+
+
+def reduced_checkout(dest: Path) -> Path:
+    """A user's checkout with the reduced default config (tests/configs/reduced.yaml)."""
+    copy_workflow(dest)
+    shutil.copytree(ROOT / "tests" / "configs", dest / "tests" / "configs")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def reduced_run(tmp_path_factory) -> Path:
+    """The reduced default (one model, two subjects, few resamples; every stage) run to
+    completion at ``--cores 2`` with the local profile. ``BRAINALIGN_REDUCED_RUN=<folder>``
+    reuses a finished one (while developing; the tests only copy it)."""
+    if os.environ.get("BRAINALIGN_REDUCED_RUN"):
+        return Path(os.environ["BRAINALIGN_REDUCED_RUN"])
+    workdir = reduced_checkout(tmp_path_factory.mktemp("reduced_run"))
+    run_snakemake(workdir, "--profile", "profiles/local", "--configfile", REDUCED_CONFIG, "--cores", "2", check=True)
+    return workdir
+
+
 def check_golden(results: Path, name: str) -> None:
     """Compare a run's key numbers with ``tests/golden/<name>.json`` at 1e-10.
     ``BRAINALIGN_UPDATE_GOLDEN=1`` rewrites the file instead (after a deliberate change)."""

@@ -1,4 +1,14 @@
-"""Command line: ``brainalign plot results.nc -o figure.png [figure.svg ...]``."""
+"""Command line.
+
+``brainalign run [snakemake arguments ...]``
+    run the workflow (``snakemake --profile profiles/local``, config files read strictly).
+``brainalign report [-o results/report.html] [snakemake arguments ...]``
+    write the report atomically.
+``brainalign plot results.nc -o figure.png [figure.svg ...]``
+    redraw a report figure from its NetCDF file.
+
+See :mod:`brainalign.workflow_commands` for ``run`` and ``report``.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +37,21 @@ def main(argv=None) -> int:
                            "against relative depth and table: best layer per model x ROI (summary files); "
                            "stimuli: the stimulus set; brain_data: ROI reliability, size and location; "
                            "surface: encoding maps on fsaverage5")
-    args = parser.parse_args(argv)
+    sub.add_parser("run", help="run the workflow: snakemake --profile profiles/local [arguments], after reading "
+                               "every --configfile strictly (file and line of a YAML error, duplicated keys)")
+    report = sub.add_parser("report", help="write the Snakemake report atomically (temporary name, then renamed)")
+    report.add_argument("-o", "--output", default="results/report.html", help="report file (.html or .zip)")
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "run":
+        from .workflow_commands import run_workflow
+
+        return run_workflow(extra)
+    if args.command == "report":
+        from .workflow_commands import write_report
+
+        return write_report(args.output, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     import matplotlib
 
     matplotlib.use("Agg")  # a command line tool writes files; it never opens a window

@@ -4,12 +4,13 @@ Every file brainalign writes goes through this module. A file is first written
 under a temporary name in the destination folder and renamed only when it is
 complete, so a job killed midway never leaves a file that looks finished.
 
-This module imports nothing from the rest of brainalign.
+This module imports nothing from the rest of brainalign but :mod:`brainalign.threads`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -24,11 +25,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .threads import pinned_threads
+
 ENGINE = "h5netcdf"
 COMPRESSION = {"compression": "gzip", "compression_opts": 4}
 TRACKED_LIBRARIES = (
-    "numpy", "scipy", "xarray", "h5netcdf", "torch", "transformers", "rsatoolbox",
-    "himalaya", "scikit-learn", "snakemake",
+    "numpy", "scipy", "xarray", "h5netcdf", "h5py", "pandas", "torch", "torchvision", "transformers",
+    "tokenizers", "sentence-transformers", "gguf", "accelerate", "rsatoolbox", "himalaya", "scikit-learn",
+    "nilearn", "nibabel", "mne", "pillow", "scikit-image", "matplotlib", "threadpoolctl", "snakemake",
 )
 
 
@@ -47,6 +51,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``path``; on success it replaces ``path`` whole
+    (the previous folder is renamed away, the new one renamed in, the old one removed), so
+    the folder never mixes files of two runs. On any exception ``path`` is left untouched."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".part", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -146,25 +174,49 @@ def array_checksum(*arrays) -> str:
     return digest.hexdigest()
 
 
-def _git_commit() -> str:
-    for where in (Path(__file__).resolve().parent, Path.cwd()):
-        try:
-            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                                 text=True, timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if out.returncode == 0:
-            return out.stdout.strip()
-    return "unknown"
+def _git(where: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=None)
+def checkout_state(where: str | None = None) -> dict:
+    """The git state of the workflow checkout that runs: ``git_commit``, ``git_dirty`` (1 when
+    a tracked file differs from that commit, 0 when none does, -1 when unknown) and
+    ``workflow_checkout`` (its folder). The checkout is ``where``, else the folder a workflow
+    job names (``BRAINALIGN_CHECKOUT``, set by :func:`brainalign.runlog.job` from the
+    scripts' folder), else the current directory: not where the library is installed."""
+    folder = Path(where or os.environ.get("BRAINALIGN_CHECKOUT") or Path.cwd()).resolve()
+    commit = _git(folder, "rev-parse", "HEAD")
+    if commit is None:
+        return {"git_commit": "unknown (not a git checkout)", "git_dirty": -1, "workflow_checkout": str(folder)}
+    # refresh the index's stat data first, so a touched but unchanged file does not count
+    _git(folder, "update-index", "-q", "--refresh")
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    dirty = -1 if status is None else int(bool(status))
+    return {"git_commit": commit, "git_dirty": dirty, "workflow_checkout": str(folder)}
 
 
 def library_versions() -> dict[str, str]:
+    """Versions of Python, every library whose version can change a number, and the BLAS
+    (its kernel architecture included: OpenBLAS picks kernels per CPU)."""
     versions = {"python": platform.python_version()}
     for lib in TRACKED_LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             versions[lib] = "not installed"
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}".strip()
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+        versions["blas"] = "; ".join(sorted(set(blas))) or "none loaded"
+    except ImportError:
+        versions["blas"] = "unknown"
     return versions
 
 
@@ -180,7 +232,8 @@ def provenance(config_section=None, seed: int | None = None, **extra) -> dict:
         version = "unknown"
     attrs = {
         "brainalign_version": version,
-        "git_commit": _git_commit(),
+        **checkout_state(),
+        "threads": pinned_threads() or -1,
         "config_sha256": config_hash(config_section) if config_section is not None else "",
         "config_section": json.dumps(config_section, sort_keys=True, default=str)
         if config_section is not None else "",
@@ -192,7 +245,8 @@ def provenance(config_section=None, seed: int | None = None, **extra) -> dict:
     return clean_attrs(attrs)
 
 
-PROVENANCE_KEYS = ("brainalign_version", "git_commit", "config_sha256", "seed", "library_versions")
+PROVENANCE_KEYS = ("brainalign_version", "git_commit", "git_dirty", "workflow_checkout", "threads", "config_sha256",
+                   "seed", "library_versions")
 
 
 # --------------------------------------------------------------------------- activations

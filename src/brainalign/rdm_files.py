@@ -15,6 +15,7 @@ Snakemake imports here.
 
 from __future__ import annotations
 
+from .errors import UserInputError
 import math
 import os
 from pathlib import Path
@@ -30,7 +31,7 @@ DIMS = ("entry", "stimulus", "stimulus_")
 TOLERANCE = 1e-8
 
 
-class RDMFileError(ValueError):
+class RDMFileError(UserInputError):
     """An RDM file is unreadable or holds invalid RDMs; the message names the file."""
 
 

@@ -1,9 +1,11 @@
-"""Copy a job's stderr (warnings, tqdm progress) into its Snakemake log file
-while still showing it on the terminal."""
+"""The frame of a workflow job: its log (stderr, warnings and tqdm progress copied into the
+rule's log file while still shown on the terminal), its thread pin, its checkout for
+provenance, and one-line reports of user errors (:func:`job`)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -43,3 +45,32 @@ def logged(path):
             raise
         finally:
             sys.stderr = old
+
+
+@contextlib.contextmanager
+def job(smk):
+    """The frame of every workflow job script (``with job(snakemake): ...``):
+
+    - pins the numeric libraries to config ``threads`` (:mod:`brainalign.threads`), so the
+      numbers do not depend on ``--cores`` or on the cores a cluster grants;
+    - names the workflow checkout the job runs from (the scripts' folder), whose git commit
+      and dirty flag go into every file's provenance (:func:`brainalign.io.provenance`);
+    - copies stderr into the rule's log (:func:`logged`);
+    - reports a user error (:class:`brainalign.errors.UserInputError`: a bad key or file)
+      in one line, ``brainalign: error: ...``, and exits 1 without a traceback. Any other
+      exception is a bug and keeps its traceback.
+    """
+    from .errors import UserInputError
+    from .threads import pin_threads
+
+    pin_threads(smk.config.get("threads", 2))
+    os.environ["BRAINALIGN_CHECKOUT"] = str(Path(smk.scriptdir).resolve().parent)
+    failed = None
+    with logged(smk.log[0] if smk.log else None):
+        try:
+            yield
+        except UserInputError as exc:
+            failed = f"brainalign: error: {exc}"
+            print(failed, file=sys.stderr)
+    if failed:
+        raise SystemExit(1)

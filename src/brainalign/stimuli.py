@@ -8,6 +8,7 @@ Everything downstream joins on ``stimulus_id``, never on row order.
 
 from __future__ import annotations
 
+from .errors import UserInputError
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +16,40 @@ import pandas as pd
 import xarray as xr
 
 
-class StimulusError(ValueError):
+class StimulusError(UserInputError):
     """The stimulus table is unusable; the message names the file and column."""
+
+
+def read_text_table(path: Path) -> pd.DataFrame:
+    """A CSV (or ``.tsv``) file as a table of strings. A missing, empty, binary, non-UTF-8 or
+    malformed file raises :class:`StimulusError` naming the file (and the line where known)."""
+    if not path.is_file():
+        raise StimulusError(f"stimulus file not found: {path}")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise StimulusError(f"{path}: the file is empty (expected a header line with stimulus_id and the "
+                            "content column, then one row per stimulus)")
+    if b"\x00" in raw[:8192]:
+        raise StimulusError(f"{path}: a binary file, not a CSV table")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise StimulusError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                            "table as UTF-8") from None
+    import io
+
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                           sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except pd.errors.ParserError as exc:
+        raise StimulusError(f"{path}: not a valid table: {exc}") from None
 
 
 def load_stimulus_table(path, modality: str = "text", content_column: str = "sentence",
                         condition_columns=("category",)) -> xr.Dataset:
     path = Path(path)
-    if not path.exists():
-        raise StimulusError(f"stimulus file not found: {path}")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = read_text_table(path)
     for column in ("stimulus_id", content_column, *condition_columns):
         if column not in table.columns:
             raise StimulusError(f"{path}: missing column '{column}' (columns: {list(table.columns)})")

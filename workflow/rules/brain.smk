@@ -2,7 +2,7 @@ rule simulate:
     input:
         unpack(simulate_inputs),
     output:
-        directory("results/simulated/{dataset}"),
+        update(directory("results/simulated/{dataset}")),
     params:
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
         seed=config["seed"],
@@ -20,7 +20,7 @@ rule brain:
     input:
         unpack(brain_inputs),
     output:
-        "results/brain/{dataset}.nc",
+        update("results/brain/{dataset}.nc"),
     params:
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
         seed=config["seed"],

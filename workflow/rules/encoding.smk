@@ -2,7 +2,7 @@ rule encoding_maps:
     input:
         "results/scores/{dataset}/{model}/{metric}.nc",
     output:
-        directory("results/maps/{dataset}/{model}/{metric}"),
+        update(directory("results/maps/{dataset}/{model}/{metric}")),
     resources:
         **family_resources("analysis"),
     log:
@@ -17,7 +17,7 @@ rule banded_encoding:
     input:
         unpack(banded_inputs),
     output:
-        "results/banded/{dataset}/{name}.nc",
+        update("results/banded/{dataset}/{name}.nc"),
     params:
         entry=lambda wildcards: banded_entry(config, wildcards.name),
         settings=config["metrics"]["encoding"],

@@ -2,7 +2,7 @@ rule extract:
     input:
         unpack(model_inputs),
     output:
-        "results/activations/{stimset}/{model}.nc",
+        update("results/activations/{stimset}/{model}.nc"),
     params:
         spec=lambda wildcards: config["models"][wildcards.model],
         seed=config["seed"],

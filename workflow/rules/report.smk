@@ -90,7 +90,7 @@ rule collect_model_scores:
     input:
         unpack(summary_inputs),
     output:
-        "results/summary/{dataset}/{metric}.nc",
+        update("results/summary/{dataset}/{metric}.nc"),
     params:
         control_of=summary_controls,
     group:

@@ -5,7 +5,7 @@ rule score:
         activations=activations_of,
         brain="results/brain/{dataset}.nc",
     output:
-        "results/scores/{dataset}/{model}/{metric}.nc",
+        update("results/scores/{dataset}/{model}/{metric}.nc"),
     params:
         settings=lambda wildcards: analysis_settings(config, wildcards.dataset, wildcards.model, wildcards.metric),
         seed=config["seed"],

@@ -3,7 +3,7 @@ rule model_similarity:
         a="results/activations/{stimset}/{model_a}.nc",
         b="results/activations/{stimset}/{model_b}.nc",
     output:
-        "results/model_similarity/{stimset}/{model_a}__{model_b}.nc",
+        update("results/model_similarity/{stimset}/{model_a}__{model_b}.nc"),
     params:
         measures=lambda wildcards: comparison_measures(
             config, wildcards.stimset, wildcards.model_a, wildcards.model_b
@@ -26,7 +26,7 @@ rule dataset_similarity:
         a="results/brain/{dataset_a}.nc",
         b="results/brain/{dataset_b}.nc",
     output:
-        "results/dataset_similarity/{dataset_a}__{dataset_b}.nc",
+        update("results/dataset_similarity/{dataset_a}__{dataset_b}.nc"),
     params:
         measures=lambda wildcards: dataset_comparison_measures(
             config, wildcards.dataset_a, wildcards.dataset_b

@@ -2,7 +2,7 @@ rule stimuli:
     input:
         unpack(stimulus_inputs),
     output:
-        "results/stimuli/{stimset}.nc",
+        update("results/stimuli/{stimset}.nc"),
     params:
         spec=lambda wildcards: config["stimuli"][wildcards.stimset],
     resources:

@@ -8,6 +8,7 @@ to ``metrics``, so a plugin metric validates like a built-in one.
 
 from __future__ import annotations
 
+from ..errors import UserInputError
 import copy
 from pathlib import Path
 
@@ -16,16 +17,58 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A config entry is wrong. The message starts with the offending key."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the
+    last one silently, so a config with two ``seed:`` lines would run with the one not meant)."""
+
+
+def _mapping_without_duplicates(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"{loader.name}, line {key_node.start_mark.line + 1}: key '{key}' is given twice "
+                              f"in one mapping (first on line {seen[key] + 1}); YAML keeps only the last, so "
+                              "delete the one you do not mean")
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def parse_yaml(text: str, name: str = "<config>"):
+    """Parse YAML strictly: a syntax error or a duplicated key raises :class:`ConfigError`
+    naming ``name`` (the file) and the line."""
+    loader = _StrictLoader(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise ConfigError(f"{name}{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: YAML error: {exc}") from None
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path) -> dict:
+    """Read a config file strictly (:func:`parse_yaml`); it must hold a mapping."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): is it a config file?") from None
+    data = parse_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping at top level")
     return data

@@ -29,8 +29,13 @@ def check_file(key: str, value: str, base_dir) -> None:
         raise ConfigError(f"config key '{key}': file not found: {path}")
 
 
-def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
-    """Schema validation plus cross-reference and file checks. Returns ``config``."""
+def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None, cache_dir=None, data=True) -> dict:
+    """Schema validation plus cross-reference and file checks, then the checks that read the
+    files the config names (:mod:`.data_checks`; ``data=False`` skips them). Returns ``config``.
+
+    ``cache_dir`` (the workflow passes ``.snakemake/brainalign``) remembers a config whose data
+    checks passed, keyed by the config and the size and time of every file it names, so that
+    the jobs (each of which parses the Snakefile on a cluster) do not repeat them."""
     plugins = config.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError("config key 'plugins': expected a list of module names or .py paths")
@@ -121,7 +126,62 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None) -> dict:
             check_metric_settings(f"analyses.{i}.settings.{metric}", metric, merged, schema)
     _check_settings_conflicts(config)
     _check_banded(config)
+    if data:
+        _check_data_cached(config, base_dir, cache_dir)
     return config
+
+
+def _check_data_cached(config: dict, base_dir, cache_dir) -> None:
+    from .data_checks import check_data
+
+    if cache_dir is None:
+        check_data(config, base_dir)
+        return
+    marker = Path(cache_dir) / f"validated-{_data_key(config, base_dir)}"
+    if marker.exists():
+        return
+    check_data(config, base_dir)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def _data_key(config: dict, base_dir) -> str:
+    """sha256 of the config, brainalign's version and the size and mtime of every file it names."""
+    import json
+    from importlib import metadata
+
+    from ..io import config_hash
+
+    files = {}
+
+    def visit(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, list):
+            for v in value:
+                visit(v)
+        elif isinstance(value, str) and len(value) < 4096:
+            path = Path(value) if Path(value).is_absolute() else Path(base_dir or ".") / value
+            try:
+                stat = path.stat()
+            except (OSError, ValueError):
+                return
+            files[value] = [stat.st_size, stat.st_mtime_ns]
+
+    visit(config)
+    try:
+        version = metadata.version("brainalign")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return config_hash({"config": json.loads(json.dumps(config, default=str)), "files": files, "version": version,
+                        "code": _code_stamp()})
+
+
+def _code_stamp() -> list:
+    """The validation code's own files (an editable install changes without a new version)."""
+    here = Path(__file__).resolve().parent
+    return sorted([p.name, p.stat().st_mtime_ns] for p in [*here.glob("*.py"), *here.glob("*.yaml")])
 
 
 def model_modality(entry: dict) -> str | None:

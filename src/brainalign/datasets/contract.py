@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import UserInputError
 import numpy as np
 import xarray as xr
 
@@ -9,7 +10,7 @@ REQUIRED_DIMS = ("stimulus", "neuroid")
 NEUROID_COORDS = ("subject", "roi")
 
 
-class BrainDataError(ValueError):
+class BrainDataError(UserInputError):
     """Brain data breaks the contract; the message names the file or dataset."""
 
 
@@ -46,9 +47,34 @@ def check_brain(brain: xr.Dataset, what: str = "brain data") -> xr.Dataset:
             raise BrainDataError(f"{what}: needs a '{coord}' coordinate on 'neuroid'")
     if resp.sizes["neuroid"] == 0:
         raise BrainDataError(f"{what}: no neuroids")
+    _check_unique_ids(brain, what)
     if not np.isfinite(resp.values).all():
         raise BrainDataError(f"{what}: 'responses' contains NaN or infinite values")
+    _check_varying_cells(brain, what)
     return brain
+
+
+def _check_unique_ids(brain: xr.Dataset, what: str) -> None:
+    ids, counts = np.unique(brain["stimulus_id"].values.astype(str), return_counts=True)
+    if (counts > 1).any():
+        dup = [f"'{i}' ({c} times)" for i, c in zip(ids[counts > 1][:5], counts[counts > 1][:5])]
+        raise BrainDataError(f"{what}: stimulus_id {', '.join(dup)} appears more than once on 'stimulus'; "
+                             "average the repetitions into one row per stimulus, or give them distinct ids")
+
+
+def _check_varying_cells(brain: xr.Dataset, what: str) -> None:
+    """A (subject, ROI) whose responses do not vary across stimuli has no geometry to compare."""
+    resp = brain["responses"]
+    others = [d for d in resp.dims if d != "neuroid"]
+    constant = ((resp.max(others) - resp.min(others)) == 0).values
+    if not constant.any():
+        return
+    subjects, rois, cells = subject_roi_cells(brain["subject"].values, brain["roi"].values)
+    flat = [(subjects[i], rois[j]) for i, j, idx in cells if constant[idx].all()]
+    if flat:
+        cells_text = ", ".join(f"subject {s} ROI {r}" for s, r in flat[:5])
+        raise BrainDataError(f"{what}: the responses of {cells_text} are the same for every stimulus "
+                             "(a constant ROI: nothing to compare); drop it or check how the file was made")
 
 
 def subject_roi_cells(subject_of, roi_of):

@@ -121,23 +121,40 @@ def _atlas_labels(spec: dict, affine, shape, key: str, base_dir):
     return labels, names
 
 
+def _coordinate_groups(spec: dict, key: str):
+    """A ``coords`` entry's atlas table, each sphere's group (network or label) and the spheres kept."""
+    atlas = coordinate_atlas(spec["coords"])
+    group_by = spec.get("group_by", "roi" if spec["coords"] == "power_2011" else "network")
+    if group_by == "network" and not atlas["network"].astype(bool).any():
+        raise BrainDataError(f"config key '{key}.group_by': nilearn's {spec['coords']} coordinates carry no "
+                             "network labels; use 'group_by: roi' or another atlas")
+    groups = atlas["network" if group_by == "network" else "label"].to_numpy(str)
+    keep = np.ones(len(atlas), dtype=bool)
+    if spec.get("select"):
+        unknown = sorted(set(spec["select"]) - set(groups))
+        if unknown:
+            raise BrainDataError(f"config key '{key}.select': {unknown} not in {spec['coords']} "
+                                 f"(has {sorted(set(groups))[:20]})")
+        keep = np.isin(groups, spec["select"])
+    return atlas, groups, keep
+
+
+def roi_names(spec: dict, *, key: str, base_dir=None) -> list[str] | None:
+    """The ROI names a ``rois`` entry gives, without a voxel grid (None for a label image, whose
+    names may come from its values): what validation checks ROI names against."""
+    if "coords" in spec:
+        _, groups, keep = _coordinate_groups(spec, key)
+        return list(dict.fromkeys(groups[keep]))
+    if "spheres" in spec:
+        return list(spec["spheres"])
+    return None
+
+
 def roi_labels(spec: dict, affine, shape, *, key: str, base_dir=None) -> tuple[np.ndarray, list[str]]:
     """Integer label volume on the grid (``affine``, ``shape``) and the ROI names (label k
     is ``names[k - 1]``), from a dataset's ``rois`` entry; ``key`` names it in errors."""
     if "coords" in spec:
-        atlas = coordinate_atlas(spec["coords"])
-        group_by = spec.get("group_by", "roi" if spec["coords"] == "power_2011" else "network")
-        if group_by == "network" and not atlas["network"].astype(bool).any():
-            raise BrainDataError(f"config key '{key}.group_by': nilearn's {spec['coords']} coordinates carry no "
-                                 "network labels; use 'group_by: roi' or another atlas")
-        groups = atlas["network" if group_by == "network" else "label"].to_numpy(str)
-        keep = np.ones(len(atlas), dtype=bool)
-        if spec.get("select"):
-            unknown = sorted(set(spec["select"]) - set(groups))
-            if unknown:
-                raise BrainDataError(f"config key '{key}.select': {unknown} not in {spec['coords']} "
-                                     f"(has {sorted(set(groups))[:20]})")
-            keep = np.isin(groups, spec["select"])
+        atlas, groups, keep = _coordinate_groups(spec, key)
         radii = np.full(len(atlas), float(spec["radius"])) if spec.get("radius") else atlas["radius"].to_numpy(float)
         labels, names = _sphere_labels(atlas[["x", "y", "z"]].to_numpy(float)[keep], radii[keep], groups[keep],
                                        affine, shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import read_netcdf
+from ..io import atomic_directory, read_netcdf
 from ..volumes import _with_dataset_grid, write_score_maps
 
 
@@ -21,5 +21,6 @@ def write_encoding_maps(scores_path, out_dir) -> list[Path]:
                          "(encoding scores of volumetric data)")
     target_r = scores["target_r"].assign_coords(subject=("neuroid", scores["target_subject"].values))
     target_r = _with_dataset_grid(target_r, scores)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return write_score_maps(target_r, out_dir, str(scores.attrs.get("model") or "encoding"))
+    with atomic_directory(out_dir) as tmp:
+        written = write_score_maps(target_r, tmp, str(scores.attrs.get("model") or "encoding"))
+    return [Path(out_dir) / Path(p).relative_to(tmp) for p in written]

@@ -4,7 +4,9 @@ An entry names the adapter class by import path (imported only when a model is l
 validating a config imports no torch), the stimulus modality it takes, whether it gets an
 untrained control, whether it is given as precomputed RDMs, and an optional extra validation
 ``check(key, entry, base_dir, resolved)`` that raises :class:`brainalign.config.ConfigError`
-naming the key (``resolved`` is ``(path or hub id, is_local)`` of the entry's ``source``). Adding a model kind is one module plus one
+naming the key (``resolved`` is ``(path or hub id, is_local)`` of the entry's ``source``), and
+``n_states(entry, resolved)``: the number of layer indices, read from local files, so that a
+layer named in config is checked before any job runs. Adding a model kind is one module plus one
 :func:`register_model_kind` call.
 """
 
@@ -28,6 +30,9 @@ class ModelKind:
     hub_source: bool = True       # the entry has a ``source`` (hub id, local path or package:)
     check: Callable | None = None  # extra validation: check(key, entry, base_dir, (where, is_local) or None)
     takes_seed: bool = False
+    # n_states(entry, (where, is_local)) -> the number of layer indices (hidden states) the model
+    # has, read from its local files without loading weights; None when that needs the model
+    n_states: Callable | None = None
 
     def adapter_class(self):
         module, _, attr = self.adapter.partition(":")
@@ -61,6 +66,61 @@ def _check_gguf(key: str, entry: dict, base_dir, resolved) -> None:
         raise ConfigError(f"config key '{key}.gguf_file': file not found: {Path(where) / entry['gguf_file']}")
 
 
+def _hf_config_states(entry: dict, resolved) -> int | None:
+    """Hidden states of a local transformers model (embeddings + one per block), from config.json."""
+    import json
+    from pathlib import Path
+
+    where, local = resolved
+    path = Path(where) / "config.json"
+    if not local or not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if isinstance(config.get(key), int):
+            return config[key] + 1
+    return None
+
+
+def _gguf_states(entry: dict, resolved) -> int | None:
+    """Hidden states of a local GGUF model (embeddings + one per block), from the key-value
+    header only (gguf's reader also maps every tensor: seconds, where this takes a millisecond)."""
+    import struct
+    from pathlib import Path
+
+    where, local = resolved
+    path = Path(where) / entry.get("gguf_file", "")
+    if not local or not path.is_file():
+        return None
+    scalars = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+    def read(fmt):
+        return struct.unpack("<" + fmt, fh.read(struct.calcsize("<" + fmt)))[0]
+
+    def value(kind):
+        if kind == 8:
+            return fh.read(read("Q")).decode("utf-8", "replace")
+        if kind == 9:
+            item, count = read("I"), read("Q")
+            for _ in range(count):
+                value(item)
+            return None
+        return read(scalars[kind])
+
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"GGUF" or read("I") < 2:
+            return None
+        read("Q")
+        found = {}
+        for _ in range(read("Q")):
+            key = fh.read(read("Q")).decode("utf-8", "replace")
+            found[key] = value(read("I"))
+            arch = found.get("general.architecture")
+            if arch and f"{arch}.block_count" in found:
+                return int(found[f"{arch}.block_count"]) + 1
+    return None
+
+
 def _check_torch_vision(key: str, entry: dict, base_dir, resolved) -> None:
     """The architecture's module is installed, and the weights exist (or have a URL)."""
     from ..config.schema import ConfigError
@@ -88,8 +148,9 @@ def _check_torch_vision(key: str, entry: dict, base_dir, resolved) -> None:
         check_file(f"{key}.weights", weights, base_dir)
 
 
-register_model_kind(ModelKind("hf_text", "brainalign.models.text:HFTextModel", "text"))
-register_model_kind(ModelKind("hf_gguf", "brainalign.models.text:GGUFTextModel", "text", check=_check_gguf))
+register_model_kind(ModelKind("hf_text", "brainalign.models.text:HFTextModel", "text", n_states=_hf_config_states))
+register_model_kind(ModelKind("hf_gguf", "brainalign.models.text:GGUFTextModel", "text", check=_check_gguf,
+                              n_states=_gguf_states))
 register_model_kind(ModelKind("torch_vision", "brainalign.models.vision:TorchVisionModel", "image",
                               untrained_control=True, hub_source=False, takes_seed=True,
                               check=_check_torch_vision))
