@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REDUCED_CONFIG, ROOT, reduced_checkout, run_snakemake
+from conftest import REDUCED_CONFIG, reduced_checkout, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> None:
     while not ready():
         assert proc.poll() is None, "the run ended before the point where it was to be killed"
         assert time.monotonic() - start < timeout
-        time.sleep(0.05)
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
