@@ -12,9 +12,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: demo test venv lint clean screenshot chromium
 
 demo: $(VENV)/.installed
-	$(BIN)/snakemake --profile profiles/local
-	$(BIN)/snakemake --report results/report.html
-	@echo "Report: results/report.html"
+	$(BIN)/brainalign run
+	$(BIN)/brainalign report
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest tests -v --durations=15

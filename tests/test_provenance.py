@@ -43,7 +43,7 @@ def test_commit_and_dirty_flag_of_the_workflow_checkout(tmp_path):
     assert attrs["git_commit"] == head  # the checkout's commit, not the installed library's
     assert int(attrs["git_dirty"]) == 0
     assert attrs["workflow_checkout"] == str(workdir.resolve())
-    assert int(attrs["threads"]) == 2
+    assert int(attrs["threads"]) == 1  # the stimuli rule runs on one thread
     assert "nilearn" in json.loads(attrs["library_versions"])
 
     # an untracked file (results/, .snakemake/) does not count; an edited tracked file does

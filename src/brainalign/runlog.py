@@ -51,26 +51,37 @@ def logged(path):
 def job(smk):
     """The frame of every workflow job script (``with job(snakemake): ...``):
 
-    - pins the numeric libraries to config ``threads`` (:mod:`brainalign.threads`), so the
-      numbers do not depend on ``--cores`` or on the cores a cluster grants;
+    - pins the numeric libraries to the rule's ``threads`` param (config ``threads`` for the
+      multi-threaded rules, 1 for the others; :mod:`brainalign.threads`), so the numbers do
+      not depend on ``--cores`` or on the cores a cluster grants;
     - names the workflow checkout the job runs from (the scripts' folder), whose git commit
       and dirty flag go into every file's provenance (:func:`brainalign.io.provenance`);
     - copies stderr into the rule's log (:func:`logged`);
     - reports a user error (:class:`brainalign.errors.UserInputError`: a bad key or file)
       in one line, ``brainalign: error: ...``, and exits 1 without a traceback. Any other
-      exception is a bug and keeps its traceback.
+      exception is a bug and keeps its traceback;
+    - on any failure, records the job's outputs, whose previous versions Snakemake restores
+      (``update()``), to be recomputed by the next run
+      (:func:`brainalign.workflow_state.record_failure`).
     """
     from .errors import UserInputError
     from .threads import pin_threads
 
-    pin_threads(smk.config.get("threads", 2))
+    pin_threads(getattr(smk.params, "threads", 1))
     os.environ["BRAINALIGN_CHECKOUT"] = str(Path(smk.scriptdir).resolve().parent)
+    from .workflow_state import record_failure
+
     failed = None
-    with logged(smk.log[0] if smk.log else None):
-        try:
-            yield
-        except UserInputError as exc:
-            failed = f"brainalign: error: {exc}"
-            print(failed, file=sys.stderr)
+    try:
+        with logged(smk.log[0] if smk.log else None):
+            try:
+                yield
+            except UserInputError as exc:
+                failed = f"brainalign: error: {exc}"
+                print(failed, file=sys.stderr)
+    except BaseException:
+        record_failure(list(smk.output))
+        raise
     if failed:
+        record_failure(list(smk.output))
         raise SystemExit(1)

@@ -144,6 +144,16 @@ def images_from_mat(name: str, images: dict, stimulus_ids, out_dir, base_dir=Non
     return [str((out_dir / f"{sid}.png").resolve()) for sid in stimulus_ids]
 
 
+def read_stimulus_table(spec: dict, base_dir=None) -> xr.Dataset:
+    """The table of a ``stimuli.<name>`` config entry (images from a .mat are named by id)."""
+    path = Path(spec["path"])
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    content_column = "stimulus_id" if "images" in spec else spec.get("content_column", "sentence")
+    return load_stimulus_table(path, spec.get("modality", "text"), content_column,
+                               tuple(spec.get("condition_columns", ["category"])))
+
+
 def write_stimulus_set(name: str, spec: dict, out_path, base_dir=None):
     """Read ``stimuli.<name>`` (a validated config entry) and write the contract.
 
@@ -151,14 +161,8 @@ def write_stimulus_set(name: str, spec: dict, out_path, base_dir=None):
     files in a folder beside ``out_path`` (``results/stimuli/<name>/``)."""
     from .io import array_checksum, provenance, write_netcdf
 
-    path = Path(spec["path"])
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    from_mat = "images" in spec
-    content_column = "stimulus_id" if from_mat else spec.get("content_column", "sentence")
-    ds = load_stimulus_table(path, spec.get("modality", "text"), content_column,
-                             tuple(spec.get("condition_columns", ["category"])))
-    if from_mat:
+    ds = read_stimulus_table(spec, base_dir)
+    if "images" in spec:
         files = images_from_mat(name, spec["images"], ds["stimulus_id"].values.astype(str),
                                 Path(out_path).with_suffix(""), base_dir)
         ds = ds.assign_coords(content=("stimulus", np.asarray(files)))

@@ -7,8 +7,9 @@ those bits can flip a chosen alpha or a best layer. Snakemake scales a rule's ``
 down to ``--cores`` and sets ``OMP_NUM_THREADS`` & co. from it, so the same config would
 give other numbers under other resources. Every workflow job therefore pins torch, the
 BLAS/OpenMP pools already loaded (through threadpoolctl) and the environment variables
-that libraries loaded later read, to config ``threads``; that number is in every file's
-provenance. Changing it may change the last digits; changing ``--cores`` never does.
+that libraries loaded later read, to the count its rule declares (config ``threads`` for
+the multi-threaded rules, 1 for the others); that number is in every file's provenance.
+Changing config ``threads`` may change the last digits; changing ``--cores`` never does.
 
 Size-dependent policies inside a job (``metrics.backend.one_thread_if_small``) depend on
 the problem, not the machine, so they keep this property.

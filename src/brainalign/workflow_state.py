@@ -22,6 +22,7 @@ import socket
 from pathlib import Path
 
 OWNER = Path(".snakemake") / "brainalign" / "lock_owner.json"
+FAILED = Path(".snakemake") / "brainalign" / "failed"
 LOCKS = Path(".snakemake") / "locks"
 
 
@@ -72,6 +73,41 @@ def clear_stale_lock(workdir: str | os.PathLike = ".") -> str | None:
     (workdir / OWNER).unlink(missing_ok=True)
     return (f"brainalign: removed the lock of an earlier run that did not end (pid {pid}, killed?); "
             "its unfinished outputs are recomputed")
+
+
+def record_failure(outputs, workdir: str | os.PathLike = ".") -> None:
+    """Called by a failing job (:func:`brainalign.runlog.job`): remember its outputs.
+
+    The rules flag their outputs ``update()``, so Snakemake keeps the previous output while the
+    job reruns and puts it back when the job fails: a failed rerun loses nothing. But Snakemake
+    then records the new params for that old file, and the next run would take it as up to
+    date; :func:`age_failed_outputs` undoes that."""
+    folder = Path(workdir) / FAILED
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{os.getpid()}.json").write_text(json.dumps([str(o) for o in outputs]))
+
+
+def age_failed_outputs(workdir: str | os.PathLike = ".") -> list[Path]:
+    """From ``onerror`` (after Snakemake restored the previous outputs of the failed jobs):
+    date those outputs to 1970, older than every input, so the next run recomputes them
+    while the previous numbers stay readable meanwhile. Returns the outputs aged."""
+    folder = Path(workdir) / FAILED
+    aged = []
+    for record in sorted(folder.glob("*.json")):
+        for name in json.loads(record.read_text()):
+            path = Path(workdir) / name
+            if path.exists():
+                for item in [path, *(path.rglob("*") if path.is_dir() else [])]:
+                    os.utime(item, (0, 0), follow_symlinks=False)
+                aged.append(path)
+        record.unlink()
+    return aged
+
+
+def forget_failures(workdir: str | os.PathLike = ".") -> None:
+    """From ``onsuccess``: every job succeeded, so no recorded failure stands."""
+    for record in (Path(workdir) / FAILED).glob("*.json"):
+        record.unlink(missing_ok=True)
 
 
 def sweep_partial_files(results: str | os.PathLike = "results") -> list[Path]:

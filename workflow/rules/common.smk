@@ -28,6 +28,12 @@ def family_resources(family):
     return dict(config["resources"][family])
 
 
+def job_threads(wildcards):
+    """Threads of a score job: the metric registry's count, at most config ``threads``. The job
+    pins its numeric libraries to this number (a param), whatever --cores scales ``threads:`` to."""
+    return min(get_metric(wildcards.metric).threads, config["threads"])
+
+
 def stimulus_inputs(wildcards):
     """The stimulus table, and the .mat holding its images when present (else it is downloaded)."""
     spec = config["stimuli"][wildcards.stimset]

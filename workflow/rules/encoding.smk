@@ -22,7 +22,8 @@ rule banded_encoding:
         entry=lambda wildcards: banded_entry(config, wildcards.name),
         settings=config["metrics"]["encoding"],
         seed=config["seed"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     resources:
         **family_resources("analysis"),
     log:

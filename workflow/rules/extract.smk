@@ -6,7 +6,8 @@ rule extract:
     params:
         spec=lambda wildcards: config["models"][wildcards.model],
         seed=config["seed"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     resources:
         **family_resources("extract"),
     log:

@@ -11,7 +11,8 @@ rule score:
         seed=config["seed"],
         confidence=config["metrics"]["confidence"],
         plugins=config["plugins"],
-    threads: lambda wildcards: get_metric(wildcards.metric).threads
+        threads=job_threads,
+    threads: job_threads
     resources:
         **family_resources("analysis"),
     log:

@@ -10,7 +10,8 @@ rule model_similarity:
         ),
         settings=config["similarity"],
         seed=config["seed"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     resources:
         **family_resources("analysis"),
     log:

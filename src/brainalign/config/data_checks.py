@@ -33,14 +33,12 @@ def _path(value: str, base_dir) -> Path:
 
 def stimulus_counts(config: dict, base_dir=None) -> dict[str, int]:
     """The number of stimuli of each stimulus set (its table is read and checked)."""
-    from ..stimuli import load_stimulus_table
+    from ..stimuli import read_stimulus_table
 
     counts = {}
     for name, entry in config["stimuli"].items():
         try:
-            table = load_stimulus_table(_path(entry["path"], base_dir), entry.get("modality", "text"),
-                                        entry.get("content_column", "sentence"),
-                                        entry.get("condition_columns", ["category"]))
+            table = read_stimulus_table(entry, base_dir)
         except UserInputError as exc:
             raise ConfigError(f"config key 'stimuli.{name}.path': {exc}") from None
         counts[name] = table.sizes["stimulus"]
