@@ -49,7 +49,7 @@ def test_commit_and_dirty_flag_of_the_workflow_checkout(tmp_path):
     # an untracked file (results/, .snakemake/) does not count; an edited tracked file does
     with open(workdir / "scripts" / "stimuli.py", "a") as fh:
         fh.write("# a local edit\n")
-    run_snakemake(workdir, "--cores", "1", "--forcerun", "stimuli", target, check=True)
+    run_snakemake(workdir, "--cores", "1", target, "--forcerun", "stimuli", check=True)
     attrs = read_netcdf(workdir / target).attrs
     assert attrs["git_commit"] == head and int(attrs["git_dirty"]) == 1
 

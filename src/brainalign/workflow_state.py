@@ -81,16 +81,16 @@ def record_failure(outputs, workdir: str | os.PathLike = ".") -> None:
     The rules flag their outputs ``update()``, so Snakemake keeps the previous output while the
     job reruns and puts it back when the job fails: a failed rerun loses nothing. But Snakemake
     then records the new params for that old file, and the next run would take it as up to
-    date; :func:`age_failed_outputs` undoes that."""
+    date; :func:`age_failed_outputs` undoes that at the next start."""
     folder = Path(workdir) / FAILED
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{os.getpid()}.json").write_text(json.dumps([str(o) for o in outputs]))
 
 
 def age_failed_outputs(workdir: str | os.PathLike = ".") -> list[Path]:
-    """From ``onerror`` (after Snakemake restored the previous outputs of the failed jobs):
-    date those outputs to 1970, older than every input, so the next run recomputes them
-    while the previous numbers stay readable meanwhile. Returns the outputs aged."""
+    """At the start of the next run, before its DAG (Snakemake restored the previous outputs of
+    the failed jobs): date those outputs to 1970, older than every input, so this run
+    recomputes them while the previous numbers stay readable meanwhile. Returns them."""
     folder = Path(workdir) / FAILED
     aged = []
     for record in sorted(folder.glob("*.json")):
