@@ -21,7 +21,7 @@ class StimulusError(UserInputError):
 
 
 def read_text_table(path: Path) -> pd.DataFrame:
-    """A CSV (or ``.tsv``) file as a table of strings. A missing, empty, binary, non-UTF-8 or
+    """A CSV (or tab-separated ``.tsv`` / ``.tok``) file as a table of strings. A missing, empty, binary, non-UTF-8 or
     malformed file raises :class:`StimulusError` naming the file (and the line where known)."""
     if not path.is_file():
         raise StimulusError(f"stimulus file not found: {path}")
@@ -41,7 +41,7 @@ def read_text_table(path: Path) -> pd.DataFrame:
 
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           sep="\t" if path.suffix.lower() == ".tsv" else ",")
+                           sep="\t" if path.suffix.lower() in (".tsv", ".tok") else ",")
     except pd.errors.ParserError as exc:
         raise StimulusError(f"{path}: not a valid table: {exc}") from None
 
@@ -144,14 +144,33 @@ def images_from_mat(name: str, images: dict, stimulus_ids, out_dir, base_dir=Non
     return [str((out_dir / f"{sid}.png").resolve()) for sid in stimulus_ids]
 
 
-def read_stimulus_table(spec: dict, base_dir=None) -> xr.Dataset:
-    """The table of a ``stimuli.<name>`` config entry (images from a .mat are named by id)."""
+def stimulus_path(spec: dict, base_dir=None) -> Path:
     path = Path(spec["path"])
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
+    return path
+
+
+def read_table_spec(spec: dict, path: Path) -> xr.Dataset:
+    """Kind ``table``: one row per stimulus; with ``group_column`` and ``position_column`` the
+    rows are units in context (sentences of passages), with ``group`` and ``position`` coords."""
     content_column = "stimulus_id" if "images" in spec else spec.get("content_column", "sentence")
-    return load_stimulus_table(path, spec.get("modality", "text"), content_column,
-                               tuple(spec.get("condition_columns", ["category"])))
+    ds = load_stimulus_table(path, spec.get("modality", "text"), content_column,
+                             tuple(spec.get("condition_columns", ["category"])))
+    group_column, position_column = spec.get("group_column"), spec.get("position_column")
+    if group_column or position_column:
+        from .words import grouped_units
+
+        ds = grouped_units(ds, read_text_table(path), path, group_column, position_column)
+    return ds
+
+
+def read_stimulus_table(spec: dict, base_dir=None) -> xr.Dataset:
+    """The stimulus contract of a ``stimuli.<name>`` entry, read by its kind's reader
+    (:mod:`brainalign.stimulus_kinds`); images from a .mat are named by id."""
+    from .stimulus_kinds import stimulus_kind
+
+    return stimulus_kind(spec.get("kind", "table")).read_function()(spec, stimulus_path(spec, base_dir))
 
 
 def write_stimulus_set(name: str, spec: dict, out_path, base_dir=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
@@ -27,23 +28,48 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
     if modality != {wanted}:  # checked before the (slow) model load
         raise ValueError(f"model '{name}' ({spec['kind']}) takes {wanted} stimuli, but stimulus set "
                          f"'{stimuli.attrs.get('name', '')}' has modality {sorted(modality)}")
+    from ..words import group_texts, is_word_set
+
+    in_context = is_word_set(stimuli) and hasattr(load_model_class(spec), "encode_in_context")
+    if spec.get("context", {}).get("policy", "none") != "none" and not is_word_set(stimuli):
+        raise ValueError(f"config key 'models.{name}.context': stimulus set '{stimuli.attrs.get('name', '')}' "
+                         "has no units in context (use kind words, or group_column and position_column)")
     model = load_model(name, spec, base_dir=base_dir, seed=seed or 0)
     contents = stimuli["content"].values.astype(str).tolist()
-    ids = stimuli["stimulus_id"].values.astype(str)
     batch_size = int(spec.get("batch_size", 32 if wanted == "image" else 16))
+    if in_context:  # the file's rows follow the groups, in reading order
+        order = np.concatenate([rows for _, rows, _, _ in group_texts(stimuli)])
+    else:
+        order = np.arange(len(contents))
+    ids = stimuli["stimulus_id"].values.astype(str)[order]
     attrs = {**provenance(spec, seed=seed), **model.attrs,
              "stimulus_set": stimuli.attrs.get("name", ""),
              "stimulus_checksum": stimuli.attrs.get("checksum", "")}
     with ActivationWriter(out_path, ids, model.layer_names, model.widths, layer_indices=model.layer_indices,
                           depths=model.depths, attrs=attrs,
                           dtype="float64" if spec.get("dtype") == "float64" else "float32") as writer:
-        batches = [contents[start:start + batch_size] for start in range(0, len(contents), batch_size)]
-        with tqdm(total=len(contents), desc=f"extract {name}", unit="stimulus", disable=not progress) as bar:
-            for start, batch, activations in zip(range(0, len(contents), batch_size), batches,
-                                                 _encoded(model, batches)):
-                writer.write(start, activations)
-                bar.update(len(batch))
+        unit = "word" if stimuli.attrs.get("unit") == "word" else "stimulus"
+        with tqdm(total=len(contents), desc=f"extract {name}", unit=unit, disable=not progress) as bar:
+            if in_context:
+                start = 0
+                for rows, activations in model.encode_in_context(stimuli, batch_size):
+                    if not np.array_equal(rows, order[start:start + len(rows)]):
+                        raise RuntimeError("contextual extraction yielded units out of reading order")
+                    writer.write(start, activations)
+                    start += len(rows)
+                    bar.update(len(rows))
+            else:
+                batches = [contents[start:start + batch_size] for start in range(0, len(contents), batch_size)]
+                for start, batch, activations in zip(range(0, len(contents), batch_size), batches,
+                                                     _encoded(model, batches)):
+                    writer.write(start, activations)
+                    bar.update(len(batch))
     return out_path
+
+
+def load_model_class(spec: dict):
+    """The adapter class of a model entry (no weights loaded)."""
+    return model_kind(spec["kind"]).adapter_class()
 
 
 def _encoded(model, batches):
