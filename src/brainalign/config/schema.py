@@ -94,7 +94,23 @@ def load_schema(schema=SCHEMA_PATH) -> dict:
         ref = fragment if isinstance(fragment, dict) else {"$ref": f"#/$defs/{fragment}"}
         schema["$defs"][f"metric_{name}"] = ref
         schema["properties"]["metrics"]["properties"][name] = {"$ref": f"#/$defs/metric_{name}", "default": {}}
+    _add_dataset_kinds(schema)
     return schema
+
+
+def _add_dataset_kinds(schema: dict) -> None:
+    """Registered dataset kinds that carry their own schema join the ``datasets`` kind enum."""
+    from ..datasets.registry import dataset_kind, dataset_kinds
+
+    entry = schema["properties"]["datasets"]["additionalProperties"]
+    enum = entry["properties"]["kind"]["enum"]
+    for name in dataset_kinds():
+        fragment = dataset_kind(name).schema
+        if name in enum or fragment is None:
+            continue
+        enum.append(name)
+        ref = fragment if isinstance(fragment, dict) else {"$ref": f"#/$defs/{fragment}"}
+        entry["allOf"].append({"if": {"properties": {"kind": {"const": name}}}, "then": ref})
 
 
 def check_schema(config: dict, schema=SCHEMA_PATH) -> dict:

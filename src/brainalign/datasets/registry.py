@@ -25,6 +25,8 @@ class DatasetKind:
     source_key: str | None = None  # config key of a file the brain rule reads (tracked as an input)
     simulator: str | None = None   # "module:write" of the files a ``simulate:`` block writes
     check: Callable | None = None  # extra validation: check(key, entry, base_dir, config)
+    schema: object = None          # JSON schema of the entry: a dict, or the name of a $defs entry;
+    #                                None: the shipped schema already lists the kind
 
     def load_function(self):
         module, _, attr = self.loader.partition(":")
@@ -74,3 +76,11 @@ register_dataset_kind(DatasetKind("mne_epochs", "brainalign.datasets.mne_epochs:
 register_dataset_kind(DatasetKind("netcdf", "brainalign.datasets.netcdf:load", source_key="path"))
 register_dataset_kind(DatasetKind("rdm_mat", "brainalign.datasets.rdms:load", rdms=True, source_key="path"))
 register_dataset_kind(DatasetKind("rdm_npy", "brainalign.datasets.rdms:load", rdms=True, source_key="path"))
+def _check_reading_times(key: str, entry: dict, base_dir, config: dict) -> None:
+    from .reading_times import check
+
+    check(key, entry, base_dir, config)
+
+
+register_dataset_kind(DatasetKind("reading_times", "brainalign.datasets.reading_times:load", source_key="path",
+                                  schema="reading_times_dataset", check=_check_reading_times))

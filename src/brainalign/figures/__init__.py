@@ -44,7 +44,8 @@ def plot_file(path, out_paths, figure: str = "auto"):
         (model-summary files; a ``.csv`` output path gets the table itself);
       - ``"stimuli"``: category counts and sentence lengths or example images (stimulus files);
       - ``"brain_data"``: reliability and size of each ROI, and where it is (brain-data files);
-      - ``"surface"``: encoding maps projected on fsaverage5 (encoding scores of voxel data).
+      - ``"surface"``: encoding maps projected on fsaverage5 (encoding scores of voxel data);
+      - ``"effects"``: surprisal coefficient, Delta R^2 and Delta log-likelihood with intervals.
 
     Raises ValueError naming the file and the missing variable when the file cannot give
     the requested figure. Returns the matplotlib Figure."""
@@ -90,6 +91,9 @@ def _drawer(figure: str):
     if figure == "surface":
         from .surface import plot_encoding_surface
         return plot_encoding_surface
+    if figure == "effects":
+        from .effects import plot_effects
+        return plot_effects
     from .banded import plot_variance_partition
     from .glass_brain import plot_encoding_glass_brain
     from .layer_curves import plot_layer_curves, plot_time_curves

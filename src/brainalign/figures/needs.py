@@ -18,6 +18,7 @@ FIGURE_NEEDS = {
     "stimuli": (("stimulus_id",), ("stimulus",)),
     "brain_data": (("responses",), ("neuroid",)),
     "surface": (("target_r", "x", "y", "z"), ()),
+    "effects": (("score", "delta_r2", "delta_loglik", "r_raw"), ()),
 }
 
 
@@ -47,4 +48,5 @@ FIGURE_LABELS = {
     "dataset_heatmap": "ROI similarity heatmaps", "partition": "variance partition",
     "models": "models by relative depth", "table": "best layer per model x ROI", "stimuli": "categories and content",
     "brain_data": "reliability, size and location of ROIs",
+    "effects": "effect sizes with intervals and chance",
 }

@@ -63,15 +63,23 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int, rng=None)
     n_perm = int(settings.get("n_permutations", 0))
     perms = stats.permutations(len(y_all), n_perm, np.random.default_rng(seed) if rng is None else rng)
     null = np.zeros((n_perm, n_layers, n_targets))
+    base = baseline_features(brain) if settings.get("baseline") else None
+    baseline_r = np.full(n_targets, np.nan)
     jobs = [(li, s) for li in range(n_layers) for s in subjects]
+    if base is not None:
+        jobs = [(-1, s) for s in subjects] + jobs
     for li, s in tqdm(jobs, desc="encoding", unit="fit"):
         cols = np.flatnonzero(subject_of == s)
+        features = base if li < 0 else layers[li].values if base is None else np.hstack([layers[li].values, base])
         result = encoding.cross_validated_encoding(
-            layers[li].values, y_all[:, cols], settings["alphas"],
+            features, y_all[:, cols], settings["alphas"],
             outer_folds=int(settings.get("outer_folds", 5)), inner_folds=settings.get("inner_folds", 5),
             seed=seed, groups=groups, split=split, standardize=settings.get("standardize", True),
             pca=settings.get("pca"), delays=settings.get("delays"), dtype=dtype,
-            device=settings.get("device", "auto"), permutations=perms if n_perm else None)
+            device=settings.get("device", "auto"), permutations=perms if n_perm and li >= 0 else None)
+        if li < 0:
+            baseline_r[cols] = result.r
+            continue
         r[li, cols], r2[li, cols], alphas[li, :, cols] = result.r, result.r2, result.alphas.T
         if n_perm:
             null[:, li, cols] = result.null_r
@@ -96,6 +104,12 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int, rng=None)
             # the data's voxel grid (volumes.GRID_ATTRS), also from brain files that kept it on the Dataset only
             out[name].attrs.update({k: brain.attrs[k] for k in ("affine", "grid_shape")
                                     if brain.attrs.get(k) is not None and k not in brain[name].attrs})
+    if base is not None:
+        out["target_baseline_r"] = (("neuroid",), baseline_r)
+        out["target_delta_r"] = (("layer", "neuroid"), r - baseline_r[None])
+        out["target_baseline_r"].attrs["description"] = (
+            f"held-out r of the baseline predictors alone ({base.shape[1]} stimulus coordinates baseline_*)")
+        out["target_delta_r"].attrs["description"] = "target_r (layer + baseline) minus target_baseline_r"
     out["target_r"].attrs["description"] = "held-out Pearson r per target, each stimulus predicted by the fold that held it out"
     out["target_r2"].attrs["description"] = "held-out R^2 per target (can be negative)"
     out["target_alpha"].attrs["description"] = "ridge penalty chosen by inner cross-validation, per outer fold"
@@ -108,6 +122,15 @@ def run_encoding(layers, brain: xr.Dataset, settings: dict, seed: int, rng=None)
         "refit at the chosen alphas" if n_perm else "not computed (n_permutations = 0)")
     out["target_p_fdr"].attrs["description"] = "Benjamini-Hochberg adjusted target_p across the targets of each layer"
     return out, null
+
+
+def baseline_features(brain: xr.Dataset) -> np.ndarray:
+    """The dataset's baseline predictors (stimulus coordinates ``baseline_*``) as (stimulus, predictor)."""
+    names = [k for k, c in brain.coords.items() if k.startswith("baseline_") and c.dims == ("stimulus",)]
+    if not names:
+        raise ValueError("metrics.encoding.baseline: the dataset has no baseline predictors (stimulus coordinates "
+                         "baseline_*, as a reading_times dataset writes)")
+    return np.stack([brain[k].values.astype(np.float64) for k in names], axis=1)
 
 
 def outer_splits_for(n, settings, seed, groups, split):
@@ -135,6 +158,12 @@ def encoding_summary(targets: xr.Dataset, settings: dict, null: np.ndarray | Non
                 null_summary[:, :, i, j] = summary(null[:, :, cols], axis=2)
             if ceiling[i, j] > 0:
                 out["score_ceiled"][:, i, j] = out["score"][:, i, j] / ceiling[i, j]
+    if "target_delta_r" in targets:
+        out["score_delta"] = np.full((n_layers, len(subjects), len(rois)), np.nan)
+        out["baseline_score"] = np.full((len(subjects), len(rois)), np.nan)
+        for i, j, cols in cells:
+            out["score_delta"][:, i, j] = summary(targets["target_delta_r"].values[:, cols], axis=1)
+            out["baseline_score"][i, j] = summary(targets["target_baseline_r"].values[cols])
     out["null"] = null_summary
     return out, ceiling, subjects, rois
 
@@ -194,6 +223,11 @@ def score_encoding(layers, brain, settings, *, metric="encoding", rng=None, seed
          "ceiling": (("subject", "roi"), ceiling),
          "ceiling_low": (("roi",), c_low), "ceiling_high": (("roi",), c_high)},
         coords={**layer_coords(layers), "subject": subjects, "roi": rois})
+    if "score_delta" in summaries:
+        result["score_delta"] = (("layer", "subject", "roi"), summaries["score_delta"])
+        result["baseline_score"] = (("subject", "roi"), summaries["baseline_score"])
+        result["score_delta"].attrs["description"] = "ROI summary of r (layer + baseline) minus r (baseline alone)"
+        result["baseline_score"].attrs["description"] = "ROI summary of the held-out r of the baseline alone"
     result = xr.merge([result, targets], compat="override", join="exact", combine_attrs="override")
     summary = settings.get("roi_summary", "median")
     n_perm = null.shape[0]

@@ -28,7 +28,7 @@ from typing import Callable
 from ..registry import Registry
 
 #: Report categories, in menu order.
-CATEGORIES = ("Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Summary")
+CATEGORIES = ("Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Reading", "Summary")
 
 
 @dataclass(frozen=True)
@@ -212,3 +212,21 @@ register_metric(Metric(
     label=lambda s: f"mutual k-NN alignment (k={s.get('k', 10)})",
     caption=lambda s: [f"metric mutual k-NN alignment, k = {s.get('k', 10)}", NO_CV],
     schema="metric_mutual_knn", threads=1, description="mutual k-nearest-neighbour alignment"))
+register_metric(Metric(
+    name="surprisal", category="Reading", scorer="brainalign.jobs.surprisal:score_surprisal",
+    label=lambda s: "surprisal coefficient (per bit, over the baseline)",
+    caption=lambda s: [
+        "metric surprisal: OLS of the measure on the baseline predictors with and without the model's word "
+        f"surprisal (spillover {s.get('spillover', 0)}); coefficient, Delta R^2 and Delta log-likelihood",
+        f"{s.get('n_bootstrap', 1000)} bootstrap resamples of {s.get('bootstrap', 'groups')}, "
+        f"{s.get('n_permutations', 1000)} circular shifts within stories"],
+    schema={"type": "object", "additionalProperties": False, "properties": {
+        "predictor": {"type": "string", "default": "surprisal",
+                      "description": "The activations layer used as the predictor (surprisal or entropy)."},
+        "spillover": {"type": "integer", "minimum": 0, "default": 1,
+                      "description": "Previous words whose surprisal also enters the full model."},
+        "bootstrap": {"type": "string", "enum": ["groups", "words"], "default": "groups"},
+        "n_bootstrap": {"type": "integer", "minimum": 0, "default": 1000},
+        "n_permutations": {"type": "integer", "minimum": 0, "default": 1000}}},
+    figures=("effects",), threads=1,
+    description="surprisal against a per-word measure over a baseline (reading times)"))
