@@ -186,7 +186,7 @@ def test_minimal_config_gets_every_default(tmp_path):
     assert config["models"]["m"]["layers"] == "all" and config["models"]["m"]["pooling"] == "mean"
     assert config["models"]["m"]["batch_size"] == 16
     assert config["stimuli"]["s"]["modality"] == "text"
-    assert config["stimuli"]["s"]["condition_columns"] == ["category"]
+    assert config["stimuli"]["s"]["kind"] == "table"  # condition_columns: [category] is the table reader's default
     dataset = config["datasets"]["d"]
     assert (dataset["subjects"], dataset["repetitions"], dataset["snr"]) == (3, 2, 0.5)
     # relative paths resolve against base_dir, not the current directory
