@@ -32,6 +32,15 @@ from .stimuli import StimulusError, read_text_table
 SILENCES = ("", "sp", "sil", "<sil>", "{sil}", "#")
 
 
+def integer_column(table: pd.DataFrame, column: str, path, error=StimulusError) -> pd.Series:
+    """A table column as integers; a value that is not one is an ``error`` naming the file and line."""
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy() | (values % 1 != 0).to_numpy())
+    if len(bad):
+        raise error(f"{path}, line {bad[0] + 2}: '{column}' is not an integer ({table[column].iloc[bad[0]]!r})")
+    return values.astype(int)
+
+
 def load_word_table(path, *, word_column: str = "word", group_column: str = "group",
                     position_column: str = "position", id_column: str | None = None,
                     onset_column: str | None = None, offset_column: str | None = None,
@@ -46,11 +55,7 @@ def load_word_table(path, *, word_column: str = "word", group_column: str = "gro
             raise StimulusError(f"{path}: missing column '{column}' (columns: {list(table.columns)})")
     if len(table) == 0:
         raise StimulusError(f"{path}: no words")
-    position = pd.to_numeric(table[position_column], errors="coerce")
-    bad = np.flatnonzero(position.isna().to_numpy() | (position % 1 != 0).to_numpy())
-    if len(bad):
-        raise StimulusError(f"{path}, line {bad[0] + 2}: '{position_column}' is not an integer "
-                            f"({table[position_column].iloc[bad[0]]!r})")
+    position = integer_column(table, position_column, path)
     words = table[word_column].str.strip()
     empty = np.flatnonzero((words == "").to_numpy())
     if len(empty):
@@ -67,7 +72,7 @@ def load_word_table(path, *, word_column: str = "word", group_column: str = "gro
                 line = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2
                 raise StimulusError(f"{path}, line {line}: '{column}' is not a number ({table[column].iloc[line - 2]!r})")
             times[name] = values.to_numpy(float)
-    frame = pd.DataFrame({"word": words, "group": groups, "position": position.astype(int),
+    frame = pd.DataFrame({"word": words, "group": groups, "position": position,
                           "onset": times.get("onset", np.nan), "offset": times.get("offset", np.nan)})
     for column in condition_columns:
         frame[column] = table[column].to_numpy(str)
@@ -158,12 +163,8 @@ def grouped_units(ds: xr.Dataset, table: pd.DataFrame, path, group_column: str |
     for column in (group_column, position_column):
         if column not in table.columns:
             raise StimulusError(f"{path}: missing column '{column}' (columns: {list(table.columns)})")
-    position = pd.to_numeric(table[position_column], errors="coerce")
-    bad = np.flatnonzero(position.isna().to_numpy() | (position % 1 != 0).to_numpy())
-    if len(bad):
-        raise StimulusError(f"{path}, line {bad[0] + 2}: '{position_column}' is not an integer "
-                            f"({table[position_column].iloc[bad[0]]!r})")
-    frame = pd.DataFrame({"group": table[group_column].str.strip(), "position": position.astype(int)})
+    position = integer_column(table, position_column, path)
+    frame = pd.DataFrame({"group": table[group_column].str.strip(), "position": position})
     duplicated = frame[frame.duplicated(["group", "position"], keep=False)]
     if len(duplicated):
         first = duplicated.iloc[0]

@@ -54,12 +54,9 @@ def read_table(name: str, spec: dict, base_dir=None) -> tuple[pd.DataFrame, Path
         raise BrainDataError(f"{path}: no rows")
     out = pd.DataFrame({"word": table[columns["word_column"]].str.strip(),
                         "group": table[columns["group_column"]].str.strip()})
-    position = pd.to_numeric(table[columns["position_column"]], errors="coerce")
-    bad = np.flatnonzero(position.isna().to_numpy() | (position % 1 != 0).to_numpy())
-    if len(bad):
-        raise BrainDataError(f"{path}, line {bad[0] + 2}: '{columns['position_column']}' is not an integer "
-                             f"({table[columns['position_column']].iloc[bad[0]]!r})")
-    out["position"] = position.astype(int)
+    from ..words import integer_column
+
+    out["position"] = integer_column(table, columns["position_column"], path, BrainDataError)
     for column in [*spec["measures"], *spec.get("baseline_columns", [])]:
         values = pd.to_numeric(table[column], errors="coerce")
         if values.isna().any():
