@@ -217,3 +217,36 @@ def test_surprisal_is_the_sum_of_direct_log_probabilities(loaded, story_excerpt,
             checked += 1
     assert checked == len(surprisal) - 1
     assert 2 < np.nanmean(surprisal) < 20  # bits per word of English prose
+
+
+@pytest.mark.slow
+def test_sentences_in_passages_see_the_preceding_sentences(loaded, tmp_path):
+    """A table of sentences with group and position columns: each sentence's vector is the mean of
+    its own tokens in one pass over its passage (so it depends on the sentences before it)."""
+    import torch
+
+    from brainalign.stimuli import read_stimulus_table
+
+    table = tmp_path / "passages.csv"
+    table.write_text("stimulus_id,sentence,passage,order,category\n"
+                     "b2,It was full of old maps.,p1,2,x\n"
+                     "a1,The library opened at nine.,p1,1,x\n"
+                     "c3,Nobody had read them in years.,p1,3,x\n"
+                     "d1,The library opened at nine.,p2,1,y\n")
+    stimuli = read_stimulus_table({"path": str(table), "group_column": "passage", "position_column": "order"})
+    assert stimuli.attrs["unit"] == "sentence"
+    layers, attrs = extract(stimuli, "minilm", tmp_path, context={"policy": "group"}, word_pooling="mean")
+    model = loaded["minilm"]
+    text = "The library opened at nine. It was full of old maps. Nobody had read them in years."
+    enc = model.tokenizer(text, return_offsets_mapping=True)
+    with torch.inference_mode():
+        out = model.model(input_ids=torch.as_tensor(enc["input_ids"])[None], output_hidden_states=True)
+    offsets = np.asarray(enc["offset_mapping"])
+    second = (offsets[:, 0] >= text.index("It")) & (offsets[:, 1] <= text.index(" Nobody")) & (offsets[:, 1] > 0)
+    ids = stimuli["stimulus_id"].values.tolist()
+    for li in (1, 6):
+        expected = out.hidden_states[li][0].numpy()[second].mean(0)
+        np.testing.assert_allclose(layers[li][ids.index("b2")], expected, atol=1e-6, rtol=0)
+    # MiniLM is bidirectional: the opening sentence of p1 sees the sentences after it, the same
+    # sentence alone in p2 does not
+    assert np.abs(layers[6][ids.index("a1")] - layers[6][ids.index("d1")]).max() > 1e-2

@@ -35,7 +35,7 @@ def test_every_target_appears(default_run):
             assert (results / "figures" / dataset / model / f"{metric}.{fmt}").stat().st_size > 10_000
     assert len(JOBS) == 12
     assert PAIRS == [("sentences", "minilm", "minilm"), ("sentences", "minilm", "smollm2"),
-                     ("sentences", "smollm2", "smollm2")]
+                     ("sentences", "smollm2", "smollm2"), ("sentences", "minilm", "smollm2_all_tokens")]
     for stimset, a, b in PAIRS:
         assert (results / "model_similarity" / stimset / f"{a}__{b}.nc").stat().st_size > 0
         for kind in ("heatmaps", "depth"):
@@ -136,6 +136,23 @@ def test_model_similarity_outputs(default_run):
     best = across["best_depth_b"].sel(measure="linear_cka").values
     assert best.shape == (7,) and np.all((best >= 0) & (best <= 1))
     assert across.attrs["model_a"] == "minilm" and across.attrs["model_b"] == "smollm2"
+
+
+def test_decoder_pooling_without_the_first_token_matches_the_encoder(default_run):
+    """SmolLM2 mean-pooled over every token (first included) against mean-pooled without its first
+    token: from the middle layers on, the first token's massive activations dominate the mean, and
+    those layers match no MiniLM layer; without it they do (the default, exclude_tokens: auto)."""
+    base = default_run / "results" / "model_similarity" / "sentences"
+    default = read_netcdf(base / "minilm__smollm2.nc")["similarity"].sel(measure="linear_cka")
+    all_tokens = read_netcdf(base / "minilm__smollm2_all_tokens.nc")["similarity"].sel(measure="linear_cka")
+    middle = slice(12, 30)  # SmolLM2 hidden states 12 to 29
+    best_default = default.isel(layer_b=middle).max("layer_a").values
+    best_all = all_tokens.isel(layer_b=middle).max("layer_a").values
+    assert np.median(best_default) > np.median(best_all) + 0.2, (np.round(best_default, 2), np.round(best_all, 2))
+    _, attrs = read_activations(default_run / "results" / "activations" / "sentences" / "smollm2.nc")
+    assert attrs["exclude_tokens"] == "special_and_first" and attrs["causal"] == 1
+    _, attrs = read_activations(default_run / "results" / "activations" / "sentences" / "minilm.nc")
+    assert attrs["exclude_tokens"] == "none" and attrs["causal"] == 0
 
 
 def test_dataset_similarity_output(default_run):

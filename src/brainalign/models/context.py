@@ -109,7 +109,7 @@ def align_tokens(text: str, spans: np.ndarray, offsets, words, what: str) -> np.
                             "the tokenizer merges it with a neighbour")
     for w in range(len(spans)):
         mine = ~blank & (word == w)
-        covered = np.zeros(spans[w, 1] - spans[w, 0], bool)
+        covered = np.array([c.isspace() for c in text[spans[w, 0]:spans[w, 1]]], bool)  # a sentence's spaces
         for s, e in zip(starts[mine], ends[mine]):
             covered[s - spans[w, 0]:e - spans[w, 0]] = True
         if not covered.all():
