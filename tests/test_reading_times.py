@@ -198,22 +198,10 @@ def test_surprisal_interval_covers_a_planted_coefficient_and_null_p_is_not_small
     assert 0.25 < np.mean(p_null) < 0.75  # uniform p under the null has mean 0.5
 
 
-def gpt3_word_surprisal():
-    """GPT-3 (davinci) surprisal per Natural Stories word, in bits, from the corpus' token table."""
-    import pandas as pd
-
-    from brainalign.words import sum_token_values
-
-    table = pd.read_csv(NS / "all_stories_gpt3.csv", keep_default_na=False)
-    tokens = pd.DataFrame({"group": (table["story"] + 1).astype(str), "offset": table["offset"],
-                           "token": table["token"],
-                           "value": -pd.to_numeric(table["logprob"], errors="coerce") / np.log(2)})
-    stimuli = stories()
-    return stimuli, sum_token_values(stimuli, tokens, what=str(NS / "all_stories_gpt3.csv"))
-
-
 def test_gpt3_surprisal_aligns_to_every_word_through_character_offsets():
-    stimuli, surprisal = gpt3_word_surprisal()
+    from naturalstories_gpt3 import gpt3_word_surprisal
+
+    stimuli, surprisal = gpt3_word_surprisal(NS)
     first = stimuli["position"].values == 1
     assert np.isnan(surprisal[first]).all() and np.isfinite(surprisal[~first]).all()
     assert len(surprisal) == 10256
