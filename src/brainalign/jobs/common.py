@@ -30,10 +30,25 @@ def load_inputs(activations_path, brain_path):
             position = pd.Index(model["stimulus_id"].values.astype(str)).get_indexer(ids)
             return rdm.isel(stimulus_=position), dict(model.attrs), brain
         layers, model_attrs = read_activations(activations_path)
-        layers = [align_to(da, ids, what=str(activations_path)) for da in layers]
+        layers = [finite_layer(align_to(da, ids, what=str(activations_path))) for da in layers]
     except StimulusError as exc:
         raise StimulusError(f"{exc} (brain data: {brain_path})") from None
     return layers, model_attrs, brain
+
+
+def finite_layer(layer: xr.DataArray) -> xr.DataArray:
+    """Features with non-finite entries (a first word's surprisal, which has no context) set to
+    their column's mean over the other stimuli (a column without any finite value becomes 0), with
+    a boolean ``imputed`` coordinate on ``stimulus`` marking the rows that had one."""
+    values = layer.values
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return layer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nan_to_num(np.nanmean(np.where(bad, np.nan, values), axis=0))
+    return layer.copy(data=np.where(bad, means[None, :], values)).assign_coords(
+        imputed=("stimulus", bad.any(axis=1)))
 
 
 def brain_blocks(brain: xr.Dataset):

@@ -22,7 +22,10 @@ def surprisal_predictors(layer: xr.DataArray, brain: xr.Dataset, spillover: int)
     reading order (rows sorted by group and position)."""
     order = np.lexsort((brain["position"].values, brain["group"].values.astype(str)))
     groups = brain["group"].values.astype(str)[order]
-    current = layer.values[:, 0].astype(np.float64)[order]
+    current = layer.values[:, 0].astype(np.float64)
+    if "imputed" in layer.coords:  # words without a surprisal (no context) leave the regression
+        current = np.where(layer["imputed"].values, np.nan, current)
+    current = current[order]
     columns = [current]
     for k in range(1, spillover + 1):
         columns.append(pd.Series(current).groupby(groups).shift(k).to_numpy(float))
