@@ -82,3 +82,7 @@ def test_surprisal_coefficient_interval_covers_the_planted_value(planted):
     assert low <= PLANTED_SURPRISAL <= high, (estimate, low, high)
     assert low > 0 and float(scores["p_value"].item()) <= 0.01
     assert float(scores["delta_r2"].item()) > 0
+    # the per-story figure's data: in-sample predictions that track the observed times
+    observed, full = scores["observed"].values[:, 0], scores["fitted_full"].values[:, 0]
+    ok = np.isfinite(full)
+    assert ok.sum() == scores.attrs["n_words"] and np.corrcoef(observed[ok], full[ok])[0, 1] > 0.3

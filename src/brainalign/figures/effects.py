@@ -24,9 +24,48 @@ def _bounds(scores: xr.Dataset, var: str, prefix: str):
     return get(low), get(high), get(null), get(p)
 
 
+def _per_story(scores: xr.Dataset, fig, grid, n_cols):
+    """Observed vs predicted (baseline + surprisal) per story: story means of the first measure,
+    and each story's in-sample r of the full and the baseline model."""
+    roi = 0
+    groups = scores["group"].values.astype(str)
+    observed = scores["observed"].isel(roi=roi).values
+    full = scores["fitted_full"].isel(roi=roi).values
+    base = scores["fitted_baseline"].isel(roi=roi).values
+    stories = list(dict.fromkeys(groups))
+    ax = fig.add_subplot(grid[1, : n_cols // 2])
+    r_full, r_base = [], []
+    for g in stories:
+        rows = (groups == g) & np.isfinite(full)
+        r_full.append(np.corrcoef(observed[rows], full[rows])[0, 1])
+        r_base.append(np.corrcoef(observed[rows], base[rows])[0, 1])
+    x = np.arange(len(stories))
+    ax.bar(x - 0.2, r_base, 0.4, color="0.7", label="baseline")
+    ax.bar(x + 0.2, r_full, 0.4, color=PALETTE[0], label="baseline + surprisal")
+    ax.set_xticks(x, stories)
+    ax.set_xlabel("story")
+    ax.set_ylabel("r (observed, predicted) per word")
+    ax.legend(fontsize=7)
+    ax2 = fig.add_subplot(grid[1, n_cols // 2:])
+    means = [(np.nanmean(observed[groups == g]), np.nanmean(full[(groups == g) & np.isfinite(full)])) for g in stories]
+    ax2.scatter([m[1] for m in means], [m[0] for m in means], color=PALETTE[0])
+    for g, (obs, pred) in zip(stories, means):
+        ax2.annotate(g, (pred, obs), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    lo = min(min(m) for m in means)
+    hi = max(max(m) for m in means)
+    ax2.plot([lo, hi], [lo, hi], color="0.6", lw=0.8, ls="--")
+    ax2.set_xlabel("predicted story mean")
+    ax2.set_ylabel(f"observed story mean ({scores['roi'].values[roi]})")
+
+
 def plot_effects(scores: xr.Dataset, paths):
     rois = scores["roi"].values.astype(str)
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(3.2 * len(PANELS), 3.2), squeeze=False)
+    stories = "observed" in scores and "group" in scores.coords
+    fig = plt.figure(figsize=(3.2 * len(PANELS), 6.4 if stories else 3.2))
+    grid = fig.add_gridspec(2 if stories else 1, len(PANELS))
+    axes = np.array([[fig.add_subplot(grid[0, k]) for k in range(len(PANELS))]])
+    if stories:
+        _per_story(scores, fig, grid, len(PANELS))
     for ax, (var, prefix, label) in zip(axes[0], PANELS):
         estimate = scores[var].isel(layer=0).mean("subject").values
         low, high, null, p = _bounds(scores, var, prefix)

@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from ..datasets.contract import subject_roi_cells
-from ..metrics.surprisal import STATISTICS, surprisal_effect
+from ..metrics.surprisal import STATISTICS, fitted_values, surprisal_effect
 from .common import scores_dataset
 
 
@@ -56,8 +56,12 @@ def score_surprisal(layers, brain: xr.Dataset, settings: dict, *, metric: str = 
     p_values = {k: np.full((1, len(rois)), np.nan) for k in STATISTICS}
     null_mean = {k: np.full((1, len(rois)), np.nan) for k in STATISTICS}
     n_words = 0
+    fitted = np.full((3, len(order), len(rois)), np.nan)  # observed, baseline, full; in reading order
     for i, j, idx in cells:
         y = y_all[:, idx].mean(1)
+        if i == 0:
+            fitted[0, :, j] = y
+            fitted[1:, :, j] = fitted_values(baseline, predictors, y)
         effect = surprisal_effect(baseline, predictors, y, groups, bootstrap=settings.get("bootstrap", "groups"),
                                   n_bootstrap=int(settings.get("n_bootstrap", 1000)),
                                   n_permutations=int(settings.get("n_permutations", 1000)),
@@ -85,6 +89,14 @@ def score_surprisal(layers, brain: xr.Dataset, settings: dict, *, metric: str = 
             result[f"{k}_ci_high"] = (("layer", "roi"), bounds[k][1])
             result[f"{k}_p_value"] = (("layer", "roi"), p_values[k])
             result[f"{k}_null_mean"] = (("layer", "roi"), null_mean[k])
+    unorder = np.argsort(order)  # back to the brain's stimulus order
+    fit_coords = {"stimulus_id": ("stimulus", brain["stimulus_id"].values.astype(str)),
+                  "group": ("stimulus", brain["group"].values.astype(str))}
+    for k, name in enumerate(("observed", "fitted_baseline", "fitted_full")):
+        result[name] = xr.DataArray(fitted[k][unorder], dims=("stimulus", "roi"),
+                                    coords={**fit_coords, "roi": rois})
+    result["fitted_full"].attrs["description"] = ("in-sample OLS prediction of baseline + surprisal (first subject); "
+                                                  "the per-story observed vs predicted figure")
     result["score"].attrs["description"] = "surprisal coefficient (measure units per bit) over the baseline"
     result["delta_r2"].attrs["description"] = "R^2 of baseline + surprisal minus R^2 of the baseline"
     result["delta_loglik"].attrs["description"] = "Gaussian log-likelihood gain of adding surprisal (nats)"

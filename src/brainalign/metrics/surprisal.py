@@ -44,6 +44,19 @@ def nested_effect(baseline: np.ndarray, surprisal: np.ndarray, y: np.ndarray) ->
 STATISTICS = ("coefficient", "delta_r2", "delta_loglik", "r_raw")
 
 
+def fitted_values(baseline: np.ndarray, surprisal: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In-sample predictions of the baseline and the full model (NaN where a row has a non-finite
+    value); what the per-story observed-vs-predicted figure draws."""
+    surprisal = surprisal.reshape(len(y), -1)
+    keep = np.isfinite(baseline).all(1) & np.isfinite(surprisal).all(1) & np.isfinite(y)
+    base = np.hstack([np.ones((keep.sum(), 1)), baseline[keep]])
+    full = np.hstack([base, surprisal[keep]])
+    out_base, out_full = np.full(len(y), np.nan), np.full(len(y), np.nan)
+    out_base[keep] = base @ ols(base, y[keep])[0]
+    out_full[keep] = full @ ols(full, y[keep])[0]
+    return out_base, out_full
+
+
 def circular_shift(values: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``values`` rotated by a random offset within each group (rows of a group in order)."""
     out = values.copy()
