@@ -110,7 +110,7 @@ def test_contracts_of_outputs(default_run):
 def test_every_netcdf_carries_provenance(default_run):
     files = sorted((default_run / "results").rglob("*.nc"))
     summaries = len(model_summary_jobs(CONFIG))
-    assert len(files) == 1 + 2 + 2 + len(JOBS) + len(PAIRS) + 1 + len(banded_jobs(CONFIG)) + summaries
+    assert len(files) == 1 + 2 + len(CONFIG["models"]) + len(JOBS) + len(PAIRS) + 1 + len(banded_jobs(CONFIG)) + summaries
     for path in files:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             missing = [k for k in PROVENANCE_KEYS if k not in ds.attrs]
