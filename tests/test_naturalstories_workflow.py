@@ -1,4 +1,4 @@
-"""config/examples/naturalstories.yaml through Snakemake, cut to two stories, SmolLM2 at five layers
+"""config/examples/naturalstories.yaml through Snakemake, cut to three stories, SmolLM2 at five layers
 and a short window: words in context, surprisal, reading times, both analyses, figures, report."""
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from conftest import ROOT, SHARED_DATA, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow
 NS = SHARED_DATA / "naturalstories"
+N_WORDS = 3103  # stories 1 to 3 of all_stories.tok
 
 
 @pytest.fixture(scope="module")
 def ns_run(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("naturalstories"))
     lines = (NS / "all_stories.tok").read_text().splitlines()
-    keep = [lines[0]] + [line for line in lines[1:] if line.split("\t")[2] in ("1", "2")]
-    (work / "two_stories.tok").write_text("\n".join(keep) + "\n")
+    keep = [lines[0]] + [line for line in lines[1:] if line.split("\t")[2] in ("1", "2", "3")]
+    (work / "three_stories.tok").write_text("\n".join(keep) + "\n")
     config = yaml.safe_load((ROOT / "config" / "examples" / "naturalstories.yaml").read_text())
-    config["stimuli"]["naturalstories"]["path"] = "two_stories.tok"
+    config["stimuli"]["naturalstories"]["path"] = "three_stories.tok"
     for key in ("path",):
         config["datasets"]["reading_times"][key] = str(NS / "processed_wordinfo.tsv")
     config["datasets"]["reading_times"]["baseline"]["frequency"]["path"] = str(NS / "freqs-1.tsv")
@@ -33,7 +34,7 @@ def ns_run(tmp_path_factory):
     config["models"] = {"smollm2": smollm2}
     config["analyses"] = [{"datasets": ["reading_times"], "models": ["smollm2"], "metrics": ["surprisal", "encoding"]}]
     config["metrics"]["surprisal"].update(bootstrap="words", n_bootstrap=200, n_permutations=99)
-    config["metrics"]["encoding"].update(outer_folds=4, inner_folds=3)
+    config["metrics"]["encoding"].update(outer_folds=3, inner_folds=2)  # stories: 3 outer, 2 inner groups
     (work / "ns.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     run_snakemake(work, "--profile", "profiles/local", "--configfile", "ns.yaml", check=True)
     run_snakemake(work, "--configfile", "ns.yaml", "--report", "results/report.html", check=True)
@@ -44,7 +45,7 @@ def test_words_in_context_with_surprisal_are_extracted(ns_run):
     layers, attrs = read_activations(ns_run / "activations" / "naturalstories" / "smollm2.nc")
     assert [str(da["layer"].item()) for da in layers] == ["embeddings", "block_06", "block_12", "block_18",
                                                            "block_30", "surprisal", "entropy"]
-    assert layers[0].sizes["stimulus"] == 2006  # stories 1 and 2
+    assert layers[0].sizes["stimulus"] == N_WORDS  # stories 1 to 3
     assert (attrs["context_policy"], attrs["context_tokens"], attrs["context_stride"]) == ("window", 64, 64)
     assert len(attrs["tokenizer_checksum"]) == 64 and attrs["word_pooling"] == "last"
 
@@ -61,7 +62,7 @@ def test_surprisal_slows_reading_on_real_data(ns_run):
 def test_layerwise_encoding_over_the_baseline(ns_run):
     scores = read_netcdf(ns_run / "scores" / "reading_times" / "smollm2" / "encoding.nc")
     assert "score_delta" in scores and "baseline_score" in scores
-    assert scores.attrs["outer_cv"] == "4-fold grouped by group"
+    assert scores.attrs["outer_cv"] == "3-fold grouped by group"
     assert float(scores["baseline_score"].item()) > 0.2  # length, frequency and position predict reading times
     for fmt in ("png", "svg"):
         assert (ns_run / "figures" / "reading_times" / "smollm2" / f"surprisal.{fmt}").stat().st_size > 10_000
