@@ -250,3 +250,21 @@ def test_sentences_in_passages_see_the_preceding_sentences(loaded, tmp_path):
     # MiniLM is bidirectional: the opening sentence of p1 sees the sentences after it, the same
     # sentence alone in p2 does not
     assert np.abs(layers[6][ids.index("a1")] - layers[6][ids.index("d1")]).max() > 1e-2
+
+
+def test_textgrid_words_keep_their_timings_and_align():
+    """Brennan 2016's Alice TextGrid: the word tier (silences dropped) with onsets and offsets."""
+    from brainalign.stimuli import read_stimulus_table
+
+    path = SHARED_DATA / "brennan2016_alice" / "stimuli" / "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid"
+    words = read_stimulus_table({"kind": "textgrid", "path": str(path), "group": "alice"})
+    content = words["content"].values.astype(str)
+    assert content[:3].tolist() == ["Alice", "was", "beginning"]
+    assert words["stimulus_id"].values[0] == "alice.1" and (words["group"].values == "alice").all()
+    np.testing.assert_allclose(words["onset"].values[:2], [20.05891632653599, 20.621637414967992])
+    onset, offset = words["onset"].values, words["offset"].values
+    assert (offset > onset).all() and (np.diff(onset) > 0).all()
+    assert not np.isin([c.lower() for c in content], ["sp", "sil", ""]).any()
+    assert 2000 < len(content) < 2423  # 2,423 intervals less the silences
+    for name in ("minilm", "smollm2"):
+        assert check_cover(tokenizer(name), words) == len(content)
