@@ -8,8 +8,11 @@ process, one after the other, best of ``--repeats``:
 
 1. ours: ``extract_activations`` on the word stimulus set, every hidden state pooled on each word's
    last token and written to a NetCDF file, surprisal included when ``--surprisal``;
-2. bare: a loop of ``model(input_ids=window, output_hidden_states=True)`` over the same windows,
-   gathering the same token positions of every hidden state into numpy arrays (no file).
+2. bare: transformers' ``from_pretrained`` of the same GGUF file, then a loop of
+   ``model(input_ids=window, output_hidden_states=True)`` over the same windows, gathering the same
+   token positions of every hidden state into numpy arrays (no file). Both times include loading
+   the tokenizer and the model and tokenizing the stories; ours also aligns tokens to words,
+   checksums the weights and the tokenizer, and writes the file.
 
 Also printed: the cost of the exact alternative without stride reuse (one pass per word, each with
 exactly ``--tokens`` tokens of context: ``stride 1``), timed on the first ``--per-word-sample``
@@ -85,11 +88,20 @@ def planned(model, words, tokens, stride):
     return out
 
 
-def bare(model, passes, surprisal) -> float:
+def bare(passes, texts, surprisal) -> float:
+    """Load the tokenizer and model with transformers (GGUF de-quantised to float32, as ours),
+    tokenize every story, then run the windows."""
     import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-    net = model.model
+    from brainalign.sources import resolve_source
+
     start = time.perf_counter()
+    where = resolve_source(SPEC["source"])[0]
+    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=SPEC["gguf_file"])
+    [tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) for text in texts]
+    loader = AutoModelForCausalLM if surprisal else AutoModel
+    net = loader.from_pretrained(where, gguf_file=SPEC["gguf_file"], dtype=torch.float32).eval()
     with torch.inference_mode():
         for ids, last in passes:
             result = net(input_ids=torch.as_tensor(ids)[None], output_hidden_states=True)
@@ -125,13 +137,16 @@ def main(argv=None):
     words = word_set(args.stories)
     model = GGUFTextModel("smollm2", spec(args.tokens, args.stride, args.surprisal))
     passes = planned(model, words, args.tokens, args.stride)
+    from brainalign.words import group_texts
+
+    texts = [text for _, _, text, _ in group_texts(words)]
     n_tokens = sum(len(ids) for ids, _ in passes)
     print(f"{words.sizes['stimulus']} words, {len(passes)} passes, {n_tokens} token positions; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     times = {"ours": [], "bare": []}
     for _ in range(args.repeats):  # alternating
         times["ours"].append(ours(words, args.tokens, args.stride, args.surprisal))
-        times["bare"].append(bare(model, passes, args.surprisal))
+        times["bare"].append(bare(passes, texts, args.surprisal))
     best = {k: min(v) for k, v in times.items()}
     print(f"ours {best['ours']:.1f} s, bare transformers loop {best['bare']:.1f} s "
           f"(best of {args.repeats}); overhead {100 * (best['ours'] / best['bare'] - 1):+.1f}%")
