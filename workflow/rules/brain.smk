@@ -32,3 +32,20 @@ rule brain:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/brain.py"
+
+
+# A time series (a story on the scanner's clock): every layer's word features brought to the
+# volumes (Lanczos or HRF, FIR delays; the dataset's ``features``), cached for every metric.
+rule features:
+    input:
+        unpack(features_inputs),
+    output:
+        update("results/features/{dataset}/{model}.nc"),
+    resources:
+        **family_resources("analysis"),
+    log:
+        "results/logs/features/{dataset}/{model}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/features.py"

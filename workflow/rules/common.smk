@@ -48,7 +48,16 @@ def stimset_of(dataset):
 
 
 def activations_of(wildcards):
+    """What a score job reads: the model's activations on the dataset's stimuli, or, for data on a
+    scanner's clock (a time series), the same features brought to the volumes (rule ``features``)."""
+    if dataset_kind(config["datasets"][wildcards.dataset]["kind"]).clock:
+        return f"results/features/{wildcards.dataset}/{wildcards.model}.nc"
     return f"results/activations/{stimset_of(wildcards.dataset)}/{wildcards.model}.nc"
+
+
+def features_inputs(wildcards):
+    return {"activations": f"results/activations/{stimset_of(wildcards.dataset)}/{wildcards.model}.nc",
+            "brain": f"results/brain/{wildcards.dataset}.nc"}
 
 
 def brain_inputs(wildcards):
@@ -58,7 +67,10 @@ def brain_inputs(wildcards):
         inputs[f"activations_{model}"] = f"results/activations/{spec['stimuli']}/{model}.nc"
     if simulated_files(spec):
         return {"stimuli": inputs["stimuli"], "simulated": f"results/simulated/{wildcards.dataset}"}
-    source_key = dataset_kind(spec["kind"]).source_key
+    kind = dataset_kind(spec["kind"])
+    if kind.sources:
+        inputs["sources"] = kind.source_files(wildcards.dataset, spec)
+    source_key = kind.source_key
     if source_key and (not is_rdm_kind(spec) or os.path.exists(spec[source_key])):
         inputs["source"] = spec[source_key]
     return inputs

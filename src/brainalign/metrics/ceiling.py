@@ -165,3 +165,26 @@ def noise_ceiling(reps, method: str = "split_half", n_repetitions_averaged: floa
         raise ValueError(f"unknown noise-ceiling method {method!r}; use 'split_half' or 'ncsnr'")
     r2 = np.clip(r2, 0.0, 1.0)
     return {"r2": r2, "r": np.sqrt(r2)}
+
+
+def inter_subject_ceiling(y: np.ndarray, subject_of, roi_of) -> np.ndarray:
+    """Leave-one-subject-out ceiling of data without repetitions but with subjects who saw the same
+    stimuli (a story heard by everyone): per target (column of ``y``, (stimulus, target)), the
+    Pearson r between it and the mean, over the other subjects, of their mean time course in the same
+    ROI. NaN where no other subject has the ROI."""
+    from .encoding import pearson_columns
+
+    y = np.asarray(y, dtype=np.float64)
+    subject_of, roi_of = np.asarray(subject_of).astype(str), np.asarray(roi_of).astype(str)
+    out = np.full(y.shape[1], np.nan)
+    for roi in np.unique(roi_of):
+        in_roi = roi_of == roi
+        subjects = np.unique(subject_of[in_roi])
+        means = np.stack([y[:, in_roi & (subject_of == s)].mean(1) for s in subjects], axis=1)
+        for k, s in enumerate(subjects):
+            if len(subjects) < 2:
+                continue
+            others = np.delete(means, k, axis=1).mean(1)
+            cols = np.flatnonzero(in_roi & (subject_of == s))
+            out[cols] = pearson_columns(y[:, cols], np.repeat(others[:, None], len(cols), axis=1))
+    return out

@@ -66,15 +66,40 @@ def standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
 
 # ---------------------------------------------------------------- splits
 
-def outer_splits(n: int, folds: int, seed: int, groups=None, split=None) -> list[tuple[np.ndarray, np.ndarray]]:
+def blocked_splits(index, folds: int, gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds of contiguous blocks for a time series: ``index`` (sample numbers in time order) cut
+    into ``folds`` consecutive blocks, each held out once; its training set is every other sample
+    more than ``gap`` samples (by sample number) away from the block, so the samples that the HRF
+    smears into the test block (and back) train nothing. Returns positions into ``index``."""
+    index = np.asarray(index)
+    if folds > len(index):
+        raise ValueError(f"{folds} blocked folds need at least {folds} samples, got {len(index)}")
+    out = []
+    for block in np.array_split(np.arange(len(index)), folds):
+        low, high = index[block[0]], index[block[-1]]
+        train = np.flatnonzero((index < low - gap) | (index > high + gap))
+        if not len(train):
+            raise ValueError(f"blocked folds: a gap of {gap} samples leaves no training samples for a block")
+        out.append((train, block))
+    return out
+
+
+def outer_splits(n: int, folds: int, seed: int, groups=None, split=None, cv: str = "kfold",
+                 gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Held-out folds of stimuli.
 
+    ``cv="blocked"`` gives contiguous blocks in stimulus order with ``gap`` samples dropped from
+    training on each side of every test block (:func:`blocked_splits`: time series);
     ``split`` (labels ``train``/``test`` per stimulus) gives one fixed split;
     ``groups`` (a label per stimulus) keeps each group in one fold
     (``GroupKFold``; ``folds`` >= number of groups is leave-one-group-out);
     otherwise shuffled ``KFold`` seeded by ``seed``.
     """
     index = np.arange(n)
+    if cv == "blocked":
+        if groups is not None or split is not None:
+            raise ValueError("blocked folds take neither groups nor a fixed split (use groups for leave-one-run-out)")
+        return blocked_splits(index, folds, gap)
     if split is not None:
         split = np.asarray(split).astype(str)
         unknown = sorted(set(split) - {"train", "test"})
@@ -95,8 +120,13 @@ def outer_splits(n: int, folds: int, seed: int, groups=None, split=None) -> list
     return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(index))
 
 
-def inner_splits(n: int, folds: int | str, seed: int, groups=None):
-    """Inner CV on a training set: ``"loo"`` or (train, validation) pairs."""
+def inner_splits(n: int, folds: int | str, seed: int, groups=None, index=None, gap: int | None = None):
+    """Inner CV on a training set: ``"loo"`` or (train, validation) pairs; blocked folds with
+    ``gap`` over the training samples' numbers ``index`` when ``gap`` is given."""
+    if gap is not None:
+        if folds == "loo":
+            raise ValueError("blocked folds need K-fold inner CV (inner_folds: K), not leave-one-out")
+        return blocked_splits(np.arange(n) if index is None else index, int(folds), gap)
     if folds == "loo":
         if groups is not None:
             raise ValueError("inner leave-one-out ignores groups; use K-fold inner CV with grouped data")
@@ -155,10 +185,11 @@ def ridge_predict(x_train, y_train, x_test, alpha: float, dtype=torch.float64, d
 
 
 def ridge_cv_predict(x_train, y_train, x_test, alphas, inner_folds, seed: int = 0, groups=None,
-                     dtype=torch.float64, device="auto"):
+                     dtype=torch.float64, device="auto", index=None, gap: int | None = None):
     """Ridge with each target's alpha chosen by inner CV on the training rows
-    (``inner_folds`` folds, or ``"loo"``); returns (test predictions, alphas)."""
-    cv = inner_splits(len(x_train), inner_folds, seed, groups)
+    (``inner_folds`` folds, or ``"loo"``; blocked with ``gap`` over sample numbers ``index`` when
+    ``gap`` is given); returns (test predictions, alphas)."""
+    cv = inner_splits(len(x_train), inner_folds, seed, groups, index=index, gap=gap)
     fit = ridge_solver.ridge_cv(x_train, y_train, alphas, cv, dtype=dtype, device=device)
     return fit.predict(x_test).cpu().numpy(), fit.alphas
 
@@ -178,10 +209,13 @@ class EncodingResult:
 def cross_validated_encoding(features, targets, alphas, *, outer_folds: int = 5, inner_folds=5, seed: int = 0,
                              groups=None, split=None, standardize: bool = True, pca: int | None = None,
                              delays=None, runs=None, dtype=torch.float64, device="auto",
-                             preprocessor_factory=None, permutations=None) -> EncodingResult:
+                             preprocessor_factory=None, permutations=None, cv: str = "kfold",
+                             gap: int = 0) -> EncodingResult:
     """Outer CV over stimuli, nested alpha choice, scores on held-out stimuli.
 
-    ``groups`` groups both the outer and the inner folds. ``delays`` adds FIR
+    ``groups`` groups both the outer and the inner folds; ``cv="blocked"`` makes both contiguous
+    blocks in stimulus (time) order with ``gap`` samples left out around every held-out block
+    (:func:`blocked_splits`). ``delays`` adds FIR
     copies of the features within ``runs`` (default: ``groups``) before the split.
     With a fixed ``split`` only the test stimuli are scored. ``permutations`` (P, n), e.g.
     from :func:`brainalign.metrics.stats.permutations`, also gives the fold-averaged r of
@@ -193,7 +227,7 @@ def cross_validated_encoding(features, targets, alphas, *, outer_folds: int = 5,
     y = np.asarray(targets, dtype=np.float64)
     if delays is not None and list(delays) != [0]:
         x = delay_features(x, delays, groups if runs is None else runs)
-    folds = outer_splits(len(x), outer_folds, seed, groups=groups, split=split)
+    folds = outer_splits(len(x), outer_folds, seed, groups=groups, split=split, cv=cv, gap=gap)
     make = preprocessor_factory or (lambda: Preprocessor(standardize=standardize, pca=pca))
     predictions = np.full_like(y, np.nan)
     chosen = []
@@ -202,8 +236,9 @@ def cross_validated_encoding(features, targets, alphas, *, outer_folds: int = 5,
         pre = make().fit(x[train])
         inner_groups = None if groups is None else np.asarray(groups)[train]
         x_train, x_test = pre.transform(x[train]), pre.transform(x[test])
-        predictions[test], best = ridge_cv_predict(x_train, y[train], x_test,
-                                                   alphas, inner_folds, seed, inner_groups, dtype, device)
+        predictions[test], best = ridge_cv_predict(x_train, y[train], x_test, alphas, inner_folds, seed,
+                                                   inner_groups, dtype, device, index=train,
+                                                   gap=gap if cv == "blocked" else None)
         chosen.append(best)
         if null is not None:
             null += permuted_fold_r(x_train, x_test, y, train, test, np.asarray(best), permutations)
@@ -260,3 +295,29 @@ def cross_validated_r(features, targets, alphas, outer_folds: int = 5, inner_fol
     result = cross_validated_encoding(features, targets, alphas, outer_folds=outer_folds,
                                       inner_folds=inner_folds, seed=seed)
     return result.r, result.alphas
+
+
+def bootstrap_fold_r(predictions, targets, folds, counts) -> np.ndarray:
+    """Fold-averaged held-out Pearson r of every target on bootstrap resamples of each outer fold's
+    held-out stimuli: (resample, target). ``counts`` holds, for each fold of ``folds``, how often each
+    of its held-out stimuli is drawn in each resample, (resample, n_test) (e.g. from
+    :func:`brainalign.metrics.stats.resample_counts`). A resample's r is Pearson's r of the held-out
+    predictions and responses with every stimulus repeated as often as it is drawn, computed as
+    weighted sums; the fits are not repeated (the interval is the held-out stimuli's sampling
+    variability, not the fit's). 0 where a resample's predictions or responses do not vary, as
+    :func:`pearson_columns`."""
+    predictions, targets = np.asarray(predictions, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    total = 0.0
+    for (_, test), w in zip(folds, counts):
+        p = predictions[test] - predictions[test].mean(0)  # centred: the sums below lose no precision
+        y = targets[test] - targets[test].mean(0)
+        w = np.asarray(w, dtype=np.float64)
+        n = w.sum(1, keepdims=True)
+        p_sum, y_sum = w @ p, w @ y
+        cross = w @ (p * y) - p_sum * y_sum / n
+        p_var = np.clip(w @ (p * p) - p_sum ** 2 / n, 0, None)
+        y_var = np.clip(w @ (y * y) - y_sum ** 2 / n, 0, None)
+        scale = (p * p).sum(0) * (y * y).sum(0)  # a variance this far below the fold's is rounding
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = total + np.where(p_var * y_var > 1e-24 * scale, cross / np.sqrt(p_var * y_var), 0.0)
+    return total / len(folds)

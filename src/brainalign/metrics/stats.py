@@ -14,6 +14,20 @@ def permutations(n: int, n_permutations: int, rng: np.random.Generator) -> np.nd
     return np.stack([rng.permutation(n) for _ in range(n_permutations)])
 
 
+def circular_shifts(n: int, n_permutations: int, rng: np.random.Generator, min_shift: int = 1) -> np.ndarray:
+    """(n_permutations, n) circular shifts of a time series' samples, each by a random offset of at
+    least ``min_shift`` samples either way: row ``i`` maps sample ``t`` to ``t + shift_i`` (mod n). A
+    shift keeps the series' autocorrelation, which i.i.d. permutations destroy (and so give p values
+    that are too small for time series)."""
+    if n_permutations <= 0:
+        return np.zeros((0, n), dtype=np.int64)
+    if n - 2 * min_shift < 1:
+        raise ValueError(f"circular shifts of at least {min_shift} samples either way need more than "
+                         f"{2 * min_shift} samples, got {n}")
+    shifts = rng.integers(min_shift, n - min_shift + 1, size=n_permutations)
+    return (np.arange(n)[None, :] + shifts[:, None]) % n
+
+
 def bootstrap_indices(n: int, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
     """(n_bootstrap, n) resamples of stimuli with replacement."""
     if n_bootstrap <= 0:
