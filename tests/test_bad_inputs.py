@@ -107,6 +107,40 @@ def with_brain_file(mutate):
     return make
 
 
+ALICE = ROOT.parent / "shared" / "data" / "brennan2016_alice"
+
+
+def with_timeseries(mutate=None, **entry):
+    """The reduced config plus Alice (two subjects' files copied into the case's folder, changed by
+    ``mutate(folder)``) as a timeseries dataset; ``entry`` overrides the dataset's keys."""
+    def make(tmp: Path) -> dict:
+        folder = tmp / "alice"
+        folder.mkdir()
+        for subject in ("s18", "s22"):
+            shutil.copy(ALICE / "fmri" / "6mm" / f"{subject}-timecourses.txt", folder)
+            for source in (ALICE / "fmri").glob(f"{subject}-rp_*.txt"):
+                shutil.copy(source, folder / f"{subject}-motion.txt")
+        if mutate:
+            mutate(folder)
+        config = copy.deepcopy(REDUCED)
+        config["stimuli"]["alice"] = {"kind": "textgrid", "tier": "word", "group": "alice",
+                                      "path": str(ALICE / "stimuli" / "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid")}
+        config["datasets"]["alice"] = {"kind": "timeseries", "stimuli": "alice", "tr": 2.0, "discarded_volumes": 10,
+                                       "timecourses": str(folder / "{subject}-timecourses.txt"),
+                                       "columns": ["LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"],
+                                       "confounds": [str(folder / "{subject}-motion.txt")], **entry}
+        config["analyses"].append({"datasets": ["alice"], "models": ["minilm"], "metrics": ["encoding"]})
+        return config
+    return make
+
+
+def _truncate(name: str, rows: int):
+    def mutate(folder: Path) -> None:
+        path = folder / name
+        path.write_text("\n".join(path.read_text().splitlines()[:rows]) + "\n")
+    return mutate
+
+
 DEFAULT_TEXT = (ROOT / "tests" / "configs" / "reduced.yaml").read_text()
 ALPHAS = [float(a) for a in np.logspace(-3, 6, 2000)]
 
@@ -186,6 +220,15 @@ CASES = [
     ("brain_file_nan", with_brain_file(_nan), ["datasets.rec.path", "rec.nc", "NaN"]),
     ("brain_file_not_netcdf", with_brain_file(lambda brain: b"not a netcdf file\n" * 10),
      ["datasets.rec.path", "rec.nc"]),
+    ("timeseries_wrong_tr", with_timeseries(tr=1.5), ["datasets.alice", "s18-timecourses.txt", "1.5"]),
+    ("timeseries_short_file", with_timeseries(_truncate("s22-timecourses.txt", 300)),
+     ["datasets.alice", "s22-timecourses.txt", "300"]),
+    ("timeseries_textgrid_tier", lambda tmp: _set(with_timeseries()(tmp), "stimuli.alice.tier", "phones"),
+     ["stimuli.alice", "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid", "phones"]),
+    ("timeseries_confound_rows", with_timeseries(_truncate("s22-motion.txt", 100)),
+     ["datasets.alice.confounds", "s22-motion.txt", "100 rows"]),
+    ("timeseries_subject_missing_file", with_timeseries(lambda folder: (folder / "s22-motion.txt").unlink()),
+     ["datasets.alice.confounds", "s22", "motion.txt"]),
     ("brain_file_missing", patched(datasets__rec={"kind": "netcdf", "stimuli": "sentences",
                                                   "path": "results/none.nc"}), ["datasets.rec.path", "none.nc"]),
 ]

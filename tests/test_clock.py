@@ -144,3 +144,24 @@ def test_alice_word_rate_matches_the_distributed_regressor():
         assert r >= 0.9, (subject, r)
         for shift, values in shifted.items():
             assert np.corrcoef(values, distributed)[0, 1] < r - 0.05, (subject, shift)
+
+
+def test_gain_over_the_baseline_is_tested_across_subjects():
+    """delta_p and the interval of the gain equal scipy's one-sample t test across subjects."""
+    import xarray as xr
+    from scipy import stats as scipy_stats
+
+    from brainalign.jobs.encoding import add_delta_inference
+
+    rng = np.random.default_rng(8)
+    delta = rng.normal(0.02, 0.05, size=(3, 12, 2))
+    result = xr.Dataset({"score_delta": (("layer", "subject", "roi"), delta)})
+    add_delta_inference(result, 0.95)
+    for layer in range(3):
+        for roi in range(2):
+            test = scipy_stats.ttest_1samp(delta[layer, :, roi], 0.0, alternative="greater")
+            np.testing.assert_allclose(result["delta_p_t"].values[layer, roi], test.pvalue, rtol=1e-10)
+            low, high = scipy_stats.t.interval(
+                0.95, 11, loc=delta[layer, :, roi].mean(), scale=scipy_stats.sem(delta[layer, :, roi]))
+            np.testing.assert_allclose([result["score_delta_ci_low"].values[layer, roi],
+                                        result["score_delta_ci_high"].values[layer, roi]], [low, high], rtol=1e-10)

@@ -57,8 +57,14 @@ def feature_settings(spec: dict) -> dict:
     return {**FEATURE_DEFAULTS, **spec.get("features", {})}
 
 
-def subject_files(name: str, spec: dict, base_dir=None) -> dict[str, Path]:
-    """Subject -> time-course file, in sorted subject order."""
+def subject_files(name: str, spec: dict, base_dir=None, root=None) -> dict[str, Path]:
+    """Subject -> time-course file, in sorted subject order (``root``: the folder of simulated files)."""
+    if "simulate" in spec:
+        if root is None:
+            raise BrainDataError(f"{_key(name, 'simulate')}: the simulated files are not written yet")
+        spec = {**spec, "timecourses": str(Path(root) / "{subject}-timecourses.txt")}
+    elif "timecourses" not in spec:
+        raise BrainDataError(f"{_key(name, 'timecourses')}: required (or a simulate block)")
     pattern = str(_path(spec["timecourses"], base_dir))
     if "{subject}" not in pattern:
         raise BrainDataError(f"{_key(name, 'timecourses')}: the pattern needs '{{subject}}' ({pattern})")
@@ -176,13 +182,15 @@ def check_coverage(name: str, path: Path, n: int, spec: dict, stimuli: xr.Datase
             f"{_key(name, 'tail')}); check tr, discarded_volumes and the file")
 
 
-def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, **_) -> xr.Dataset:
+def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, root=None, **_) -> xr.Dataset:
     from nilearn.signal import clean
 
     from ..clock import clock_matrix, on_volumes, volume_times
     from ..io import file_checksum
 
-    files = subject_files(name, spec, base_dir)
+    files = subject_files(name, spec, base_dir, root)
+    if "simulate" in spec and not spec.get("columns"):
+        spec = {**spec, "columns": json.loads((Path(root) / "planted.json").read_text())["rois"]}
     tr, discarded = float(spec["tr"]), int(spec.get("discarded_volumes", 0))
     features = feature_settings(spec)
     times = word_times(stimuli, features["event_time"], name)
@@ -259,6 +267,8 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, **_) -> xr.D
 
 def source_files(name: str, spec: dict, base_dir=None) -> list[str]:
     """Every file the dataset reads (the ``brain`` rule's inputs): a changed file reruns it."""
+    if "simulate" in spec:
+        return []  # the simulate rule's folder is the input
     files = subject_files(name, spec, base_dir)
     out = [str(p) for p in files.values()]
     patterns = list(spec.get("confounds", [])) + list(spec.get("baseline", {}).get("files", {}).values())
@@ -282,7 +292,23 @@ def check(key: str, entry: dict, base_dir, config: dict) -> None:
         return
     try:
         stimuli = read_stimulus_table(stim, base_dir)
-        load(name, entry, stimuli, base_dir=base_dir)
+    except UserInputError as exc:
+        raise ConfigError(f"config key 'stimuli.{entry['stimuli']}': {exc}") from None
+    try:
+        if "simulate" in entry:
+            word_times(stimuli, feature_settings(entry)["event_time"], name)
+            _check_planted(key, entry, config)
+        else:
+            load(name, entry, stimuli, base_dir=base_dir)
     except UserInputError as exc:
         message = str(exc)
         raise ConfigError(message if message.startswith("config key") else f"config key '{key}': {message}") from None
+
+
+def _check_planted(key: str, entry: dict, config: dict) -> None:
+    from ..config.schema import ConfigError
+
+    for roi, planted in entry["simulate"].get("planted", {}).items():
+        if planted["model"] not in config["models"]:
+            raise ConfigError(f"config key '{key}.simulate.planted.{roi}.model': unknown model "
+                              f"'{planted['model']}' (known: {sorted(config['models'])})")

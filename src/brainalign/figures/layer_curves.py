@@ -65,8 +65,11 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
     nrows = int(np.ceil(n / ncols))
     names = [str(v) for v in scores["layer"].values]
     named = not all(v.lstrip("-").isdigit() for v in names) and len(names) <= 16  # e.g. model RDMs
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.4 * ncols, 6.5), (3.6 if named else 2.9) * nrows + 0.6),
-                             sharey=True, squeeze=False)
+    courses = "prediction" in scores  # a time series: measured against predicted below the curves
+    fig, all_axes = plt.subplots(nrows * (2 if courses else 1), ncols, squeeze=False,
+                                 figsize=(max(3.4 * ncols, 6.5), ((3.6 if named else 2.9) * nrows + 0.6)
+                                          * (1.8 if courses else 1)))
+    axes = all_axes[:nrows]
     x = scores["layer_index"].values
     label = _metric_label(scores)
     p_all, alpha, sig_label = _significance(scores)
@@ -110,8 +113,13 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
         ax.grid(alpha=0.2)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
+    low, high = zip(*(ax.get_ylim() for ax in axes.flat[:n]))
+    for ax in axes.flat[:n]:  # the score panels share one y axis
+        ax.set_ylim(min(low), max(high))
     for ax in axes[:, 0]:
         ax.set_ylabel(label, fontsize=8)
+    if courses:
+        _plot_courses(scores, rois, all_axes[nrows:])
     handles, labels = axes.flat[0].get_legend_handles_labels()
     for ax in axes.flat[1:n]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -124,6 +132,27 @@ def plot_layer_curves(scores: xr.Dataset, paths, title: str | None = None):
     fig.tight_layout(rect=(0, 0.16 if ncols == 1 else 0.08, 1, 1))
     save(fig, paths)
     return fig
+
+
+def _plot_courses(scores: xr.Dataset, rois, axes) -> None:
+    """Per ROI, the subject mean of the measured time courses against the subject mean of their
+    held-out predictions at the ROI's best layer (chosen on the same data: in-sample)."""
+    seconds = scores["volume_time"].values
+    for ax, roi in zip(axes.flat, rois):
+        cols = scores["target_roi"].values.astype(str) == roi
+        measured = scores["measured"].values[:, cols].mean(1)
+        predicted = scores["prediction"].values[:, cols].mean(1)
+        r = np.corrcoef(measured, predicted)[0, 1]
+        ax.plot(seconds, measured, color="0.3", lw=0.9, label="measured (subject mean)")
+        ax.plot(seconds, predicted, color=PALETTE[0], lw=1.2, label="predicted, held out (subject mean)")
+        layer = str(scores["prediction_layer"].sel(roi=roi).item())
+        ax.set_title(f"{roi}: best layer {layer} (in-sample choice), r = {r:.2f}", fontsize=9)
+        ax.set_xlabel("time (s, transcript clock)")
+        ax.set_ylabel("z", fontsize=8)
+        ax.grid(alpha=0.2)
+    for ax in axes.flat[len(rois):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7, frameon=False, loc="upper right")
 
 
 def _per_time(values, n_time: int) -> np.ndarray:
