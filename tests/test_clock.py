@@ -165,3 +165,42 @@ def test_gain_over_the_baseline_is_tested_across_subjects():
                 0.95, 11, loc=delta[layer, :, roi].mean(), scale=scipy_stats.sem(delta[layer, :, roi]))
             np.testing.assert_allclose([result["score_delta_ci_low"].values[layer, roi],
                                         result["score_delta_ci_high"].values[layer, roi]], [low, high], rtol=1e-10)
+
+
+def test_nifti_runs_go_through_nilearn_maskers(tmp_path):
+    """A 4D NIfTI per subject, read by config through a labels atlas (NiftiLabelsMasker) and a mask
+    (NiftiMasker): the ROI time courses equal the mean of their voxels, the voxels their own values."""
+    import nibabel as nib
+
+    from brainalign.datasets.timeseries import load
+    from brainalign.stimuli import read_stimulus_table
+
+    rng = np.random.default_rng(9)
+    n, tr = 40, 2.0
+    words = tmp_path / "words.tsv"
+    onsets = np.arange(2.0, 78.0, 0.8)
+    words.write_text("word\tgroup\tposition\tonset\toffset\n" + "".join(
+        f"w{i}\tstory\t{i + 1}\t{t:.2f}\t{t + 0.5:.2f}\n" for i, t in enumerate(onsets)))
+    stimuli = read_stimulus_table({"kind": "words", "path": str(words), "word_column": "word", "group_column": "group",
+                                   "position_column": "position", "onset_column": "onset", "offset_column": "offset"})
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    labels = np.zeros((6, 6, 6), dtype=np.int16)
+    labels[:3, :, :] = 1
+    labels[3:, :3, :] = 2
+    nib.Nifti1Image(labels, affine).to_filename(tmp_path / "atlas.nii.gz")
+    nib.Nifti1Image((labels == 2).astype(np.uint8), affine).to_filename(tmp_path / "mask.nii.gz")
+    data = {}
+    for subject in ("s1", "s2"):
+        data[subject] = rng.normal(size=(6, 6, 6, n)).astype(np.float32) + 100
+        nib.Nifti1Image(data[subject], affine).to_filename(tmp_path / f"{subject}_bold.nii.gz")
+    base = {"kind": "timeseries", "stimuli": "w", "timecourses": str(tmp_path / "{subject}_bold.nii.gz"), "tr": tr,
+            "detrend": False, "standardize": False, "baseline": {"word_rate": False}}
+    atlas = load("t", {**base, "masker": {"labels_img": str(tmp_path / "atlas.nii.gz"), "labels": ["A", "B"]}}, stimuli)
+    for subject in ("s1", "s2"):
+        for k, roi in enumerate(["A", "B"]):
+            got = atlas["responses"].values[:, (atlas["subject"].values == subject) & (atlas["roi"].values == roi)][:, 0]
+            np.testing.assert_allclose(got, data[subject][labels == k + 1].mean(0), rtol=1e-6)
+    voxels = load("t", {**base, "masker": {"mask_img": str(tmp_path / "mask.nii.gz"), "roi": "B"}}, stimuli)
+    assert voxels.sizes["neuroid"] == 2 * int((labels == 2).sum())
+    s1 = voxels["responses"].values[:, voxels["subject"].values == "s1"]
+    np.testing.assert_allclose(np.sort(s1[0]), np.sort(data["s1"][labels == 2][:, 0]), rtol=1e-6)

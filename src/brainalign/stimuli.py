@@ -47,20 +47,20 @@ def read_text_table(path: Path) -> pd.DataFrame:
 
 
 def load_stimulus_table(path, modality: str = "text", content_column: str = "sentence",
-                        condition_columns=("category",)) -> xr.Dataset:
+                        condition_columns=("category",), id_column: str = "stimulus_id") -> xr.Dataset:
     path = Path(path)
     table = read_text_table(path)
-    for column in ("stimulus_id", content_column, *condition_columns):
+    for column in (id_column, content_column, *condition_columns):
         if column not in table.columns:
             raise StimulusError(f"{path}: missing column '{column}' (columns: {list(table.columns)})")
     if len(table) == 0:
         raise StimulusError(f"{path}: no stimuli")
-    ids = table["stimulus_id"].str.strip()
+    ids = table[id_column].str.strip()
     if (ids == "").any():
-        raise StimulusError(f"{path}: empty stimulus_id in row(s) {(np.flatnonzero(ids == '') + 2).tolist()}")
+        raise StimulusError(f"{path}: empty {id_column} in row(s) {(np.flatnonzero(ids == '') + 2).tolist()}")
     duplicated = ids[ids.duplicated()].unique()
     if len(duplicated):
-        raise StimulusError(f"{path}: duplicated stimulus_id {list(duplicated[:5])}")
+        raise StimulusError(f"{path}: duplicated {id_column} {list(duplicated[:5])}")
     content = table[content_column]
     if (content.str.strip() == "").any():
         bad = list(ids[content.str.strip() == ""][:5])
@@ -152,11 +152,13 @@ def stimulus_path(spec: dict, base_dir=None) -> Path:
 
 
 def read_table_spec(spec: dict, path: Path) -> xr.Dataset:
-    """Kind ``table``: one row per stimulus; with ``group_column`` and ``position_column`` the
-    rows are units in context (sentences of passages), with ``group`` and ``position`` coords."""
-    content_column = "stimulus_id" if "images" in spec else spec.get("content_column", "sentence")
+    """Kind ``table``: one row per stimulus, ids from ``id_column`` (default ``stimulus_id``); with
+    ``group_column`` and ``position_column`` the rows are units in context (sentences of passages),
+    with ``group`` and ``position`` coords."""
+    id_column = spec.get("id_column", "stimulus_id")
+    content_column = id_column if "images" in spec else spec.get("content_column", "sentence")
     ds = load_stimulus_table(path, spec.get("modality", "text"), content_column,
-                             tuple(spec.get("condition_columns", ["category"])))
+                             tuple(spec.get("condition_columns", ["category"])), id_column)
     group_column, position_column = spec.get("group_column"), spec.get("position_column")
     if group_column or position_column:
         from .words import grouped_units

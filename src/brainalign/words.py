@@ -41,6 +41,15 @@ def integer_column(table: pd.DataFrame, column: str, path, error=StimulusError) 
     return values.astype(int)
 
 
+def numeric_column(table: pd.DataFrame, column: str, path, error=StimulusError) -> np.ndarray:
+    """A table column as finite floats; a value that is not one is an ``error`` naming the file and line."""
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise error(f"{path}, line {bad[0] + 2}: '{column}' is not a number ({table[column].iloc[bad[0]]!r})")
+    return values
+
+
 def load_word_table(path, *, word_column: str = "word", group_column: str = "group",
                     position_column: str = "position", id_column: str | None = None,
                     onset_column: str | None = None, offset_column: str | None = None,

@@ -54,15 +54,11 @@ def read_table(name: str, spec: dict, base_dir=None) -> tuple[pd.DataFrame, Path
         raise BrainDataError(f"{path}: no rows")
     out = pd.DataFrame({"word": table[columns["word_column"]].str.strip(),
                         "group": table[columns["group_column"]].str.strip()})
-    from ..words import integer_column
+    from ..words import integer_column, numeric_column
 
     out["position"] = integer_column(table, columns["position_column"], path, BrainDataError)
     for column in [*spec["measures"], *spec.get("baseline_columns", [])]:
-        values = pd.to_numeric(table[column], errors="coerce")
-        if values.isna().any():
-            line = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2
-            raise BrainDataError(f"{path}, line {line}: '{column}' is not a number ({table[column].iloc[line - 2]!r})")
-        out[column] = values.to_numpy(float)
+        out[column] = numeric_column(table, column, path, BrainDataError)
     duplicated = out.duplicated(["group", "position"], keep=False)
     if duplicated.any():
         first = out[duplicated].iloc[0]

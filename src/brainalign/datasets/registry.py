@@ -27,10 +27,21 @@ class DatasetKind:
     check: Callable | None = None  # extra validation: check(key, entry, base_dir, config)
     schema: object = None          # JSON schema of the entry: a dict, or the name of a $defs entry;
     #                                None: the shipped schema already lists the kind
+    sources: str | None = None     # "module:function" (name, spec) -> every file the brain rule reads
+    clock: bool = False            # responses per volume of a transcript: the model's word features are
+    #                                brought to the volumes by the ``features`` rule before any metric
 
     def load_function(self):
-        module, _, attr = self.loader.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _resolve(self.loader)
+
+    def source_files(self, name: str, spec: dict) -> list[str]:
+        """The files a dataset of this kind reads (beyond ``source_key``), for the brain rule."""
+        return list(_resolve(self.sources)(name, spec)) if self.sources else []
+
+
+def _resolve(path: str):
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def _check_simulated(key: str, entry: dict, base_dir, config: dict) -> None:
@@ -84,3 +95,25 @@ def _check_reading_times(key: str, entry: dict, base_dir, config: dict) -> None:
 
 register_dataset_kind(DatasetKind("reading_times", "brainalign.datasets.reading_times:load", source_key="path",
                                   schema="reading_times_dataset", check=_check_reading_times))
+
+
+def _check_timeseries(key: str, entry: dict, base_dir, config: dict) -> None:
+    from .timeseries import check
+
+    check(key, entry, base_dir, config)
+
+
+register_dataset_kind(DatasetKind("timeseries", "brainalign.datasets.timeseries:load", schema="timeseries_dataset",
+                                  sources="brainalign.datasets.timeseries:source_files", clock=True,
+                                  simulator="brainalign.simulate.story:write",
+                                  check=_check_timeseries))
+
+
+def _check_responses_table(key: str, entry: dict, base_dir, config: dict) -> None:
+    from .responses_table import check
+
+    check(key, entry, base_dir, config)
+
+
+register_dataset_kind(DatasetKind("responses_table", "brainalign.datasets.responses_table:load", source_key="path",
+                                  schema="responses_table_dataset", check=_check_responses_table))

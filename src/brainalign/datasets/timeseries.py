@@ -130,7 +130,7 @@ def _masked_timecourses(name: str, spec: dict, path: Path) -> tuple[np.ndarray, 
     if "labels_img" in masker:
         from nilearn.maskers import NiftiLabelsMasker
 
-        values = NiftiLabelsMasker(labels_img=str(masker["labels_img"]), standardize=False,
+        values = NiftiLabelsMasker(labels_img=str(masker["labels_img"]), standardize=None,
                                    strategy="mean").fit_transform(str(path))
         names = [str(v) for v in masker.get("labels", [])] or [f"label{i + 1}" for i in range(values.shape[1])]
         if len(names) != values.shape[1]:
@@ -140,7 +140,7 @@ def _masked_timecourses(name: str, spec: dict, path: Path) -> tuple[np.ndarray, 
     if "mask_img" in masker:
         from nilearn.maskers import NiftiMasker
 
-        values = NiftiMasker(mask_img=masker["mask_img"], standardize=False).fit_transform(str(path))
+        values = NiftiMasker(mask_img=masker["mask_img"], standardize=None).fit_transform(str(path))
         return values, [str(masker.get("roi", "mask"))] * values.shape[1]
     raise BrainDataError(f"{_key(name, 'masker')}: NIfTI time courses need masker.labels_img or masker.mask_img")
 
@@ -216,7 +216,7 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, root=None, *
             confounds.append(_rows_for(name, "confounds", conf_path, read_columns(conf_path), n, discarded))
             used.append(conf_path)
         cleaned = clean(values, detrend=bool(spec.get("detrend", True)),
-                        standardize="zscore_sample" if spec.get("standardize", True) else False,
+                        standardize="zscore_sample" if spec.get("standardize", True) else None,
                         confounds=np.hstack(confounds) if confounds else None, filter=False, t_r=tr)
         blocks.append(cleaned)
         subjects += [subject] * values.shape[1]

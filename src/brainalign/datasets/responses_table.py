@@ -1,0 +1,133 @@
+"""``responses_table``: one response per stimulus and target, read from a table.
+
+For data that come as one number per stimulus: a response averaged over an ROI and over subjects
+(Pereira et al. 2018's sentences as Brain-Score's language benchmarks use them), a rating, any
+per-stimulus measure. The table (CSV, or tab-separated ``.tsv`` / ``.tok``) has one row per
+stimulus; ``targets`` names its numeric columns, one neuroid each. Rows join the stimulus set by
+``id_column`` (equal to ``stimulus_id``) or by ``text_column`` (equal to the stimulus text, both
+stripped of surrounding whitespace). Every stimulus needs exactly one row; rows of stimuli the set
+leaves out are not read.
+
+Responses: ``(stimulus, neuroid, repetition)`` with one repetition, ``subject`` = ``subject``
+(default ``average``), ``roi`` = ``roi`` (one name for every target, or one per target; default the
+target's column name) and ``column`` = the target's column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..stimuli import StimulusError, read_text_table, stimulus_path
+from ..words import numeric_column
+from .contract import BrainDataError
+
+JOIN_KEYS = ("id_column", "text_column")
+
+
+def join_key(name: str, spec: dict) -> str:
+    """``id_column`` or ``text_column``: the one the entry gives."""
+    given = [k for k in JOIN_KEYS if spec.get(k) is not None]
+    if len(given) != 1:
+        raise BrainDataError(f"config key 'datasets.{name}': give either id_column (rows joined on stimulus_id) "
+                             "or text_column (rows joined on the stimulus text)" + (", not both" if given else ""))
+    return given[0]
+
+
+def target_rois(name: str, spec: dict) -> list[str]:
+    """The ROI of each target: ``roi`` (one name, or one per target) or the target's column name."""
+    targets, roi = list(spec["targets"]), spec.get("roi")
+    if roi is None:
+        return targets
+    rois = [roi] * len(targets) if isinstance(roi, str) else list(roi)
+    if len(rois) != len(targets):
+        raise BrainDataError(f"config key 'datasets.{name}.roi': {len(rois)} names for {len(targets)} targets "
+                             f"{targets}; give one name, or one per target")
+    return rois
+
+
+def read_rows(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None) -> tuple[np.ndarray, Path]:
+    """The targets' values, (stimulus, target) in the stimulus set's order, and the table's path."""
+    key = f"config key 'datasets.{name}"
+    path = stimulus_path(spec, base_dir)
+    try:
+        table = read_text_table(path)
+    except StimulusError as exc:
+        raise BrainDataError(f"{key}.path': {exc}") from None
+    how = join_key(name, spec)
+    column, targets = spec[how], list(spec["targets"])
+    for setting, wanted in [(how, column), *(("targets", t) for t in targets)]:
+        if wanted not in table.columns:
+            raise BrainDataError(f"{key}.{setting}': {path} has no column '{wanted}' (columns: {list(table.columns)})")
+    if len(table) == 0:
+        raise BrainDataError(f"{key}.path': {path} has no rows")
+    values = np.column_stack([numeric_column(table, t, path, lambda m: BrainDataError(f"{key}.targets': {m}"))
+                              for t in targets])
+    keys = table[column].str.strip()
+    repeated = keys[keys.duplicated()]
+    if len(repeated):
+        lines = (np.flatnonzero((keys == repeated.iloc[0]).to_numpy()) + 2).tolist()
+        raise BrainDataError(f"{key}.{how}': {path}, lines {lines}: '{column}' value {repeated.iloc[0]!r} appears "
+                             f"more than once (one row per stimulus)")
+    ids = stimuli["stimulus_id"].values.astype(str)
+    if how == "id_column":
+        wanted = ids
+    else:
+        wanted = np.char.strip(stimuli["content"].values.astype(str))
+        twice = pd.Series(wanted).duplicated(keep=False).to_numpy()
+        if twice.any():
+            same = ids[wanted == wanted[twice][0]]
+            raise BrainDataError(f"{key}.text_column': stimuli {same.tolist()} of stimulus set '{spec['stimuli']}' "
+                                 "have the same text; join the rows by id_column instead")
+    rows = pd.Index(keys).get_indexer(wanted)
+    missing = np.flatnonzero(rows < 0)
+    if len(missing):
+        examples = ", ".join(f"'{ids[i]}'" + ("" if how == "id_column" else f" ({wanted[i][:60]!r})")
+                             for i in missing[:3])
+        raise BrainDataError(f"{key}.{how}': {path} has no row for {len(missing)} of the {len(ids)} stimuli of "
+                             f"stimulus set '{spec['stimuli']}' (column '{column}'; e.g. {examples})")
+    return values[rows], path
+
+
+def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, **_) -> xr.Dataset:
+    from ..io import file_checksum
+
+    values, path = read_rows(name, spec, stimuli, base_dir)
+    targets = list(spec["targets"])
+    how = join_key(name, spec)
+    brain = xr.Dataset(
+        {"responses": (("stimulus", "neuroid"), values)},
+        coords={"stimulus_id": ("stimulus", stimuli["stimulus_id"].values.astype(str)),
+                "subject": ("neuroid", np.full(len(targets), spec.get("subject", "average"))),
+                "roi": ("neuroid", np.asarray(target_rois(name, spec), dtype=str)),
+                "column": ("neuroid", np.asarray(targets, dtype=str))})
+    brain["responses"] = brain["responses"].expand_dims(repetition=1, axis=-1)
+    brain.attrs.update({"source_file": str(path), "dataset_checksum": file_checksum(path),
+                        "targets": ",".join(targets), "join": f"{how}: {spec[how]}"})
+    return brain
+
+
+def check(key: str, entry: dict, base_dir, config: dict) -> None:
+    """Validation (before any job): the table loads, the join column and every target exist, the
+    targets are numbers, each stimulus has exactly one row, and the responses meet the contract."""
+    from ..config.schema import ConfigError
+    from ..errors import UserInputError
+    from ..stimuli import read_stimulus_table
+    from .contract import check_brain
+
+    name, stimulus_set = key.split(".", 1)[1], entry["stimuli"]
+    if stimulus_set not in config["stimuli"]:
+        return  # named by the generic check of datasets.<name>.stimuli
+    try:
+        stimuli = read_stimulus_table(config["stimuli"][stimulus_set], base_dir)
+    except UserInputError as exc:
+        raise ConfigError(f"config key 'stimuli.{stimulus_set}.path': {exc}") from None
+    try:
+        brain = load(name, entry, stimuli, base_dir)
+        check_brain(brain, what=brain.attrs["source_file"])
+    except UserInputError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith("config key") else f"config key '{key}': {message}") from None
