@@ -146,7 +146,7 @@ def _plot_courses(scores: xr.Dataset, rois, axes) -> None:
         ax.plot(seconds, measured, color="0.3", lw=0.9, label="measured (subject mean)")
         ax.plot(seconds, predicted, color=PALETTE[0], lw=1.2, label="predicted, held out (subject mean)")
         layer = str(scores["prediction_layer"].sel(roi=roi).item())
-        ax.set_title(f"{roi}: best layer {layer} (in-sample choice), r = {r:.2f}", fontsize=9)
+        ax.set_title(f"{roi}: {layer} (in-sample best), r = {r:.2f}", fontsize=8)
         ax.set_xlabel("time (s, transcript clock)")
         ax.set_ylabel("z", fontsize=8)
         ax.grid(alpha=0.2)
