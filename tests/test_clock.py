@@ -204,3 +204,26 @@ def test_nifti_runs_go_through_nilearn_maskers(tmp_path):
     assert voxels.sizes["neuroid"] == 2 * int((labels == 2).sum())
     s1 = voxels["responses"].values[:, voxels["subject"].values == "s1"]
     np.testing.assert_allclose(np.sort(s1[0]), np.sort(data["s1"][labels == 2][:, 0]), rtol=1e-6)
+
+
+def test_inter_subject_ceiled_scores_divide_by_the_roi_mean_ceiling():
+    """With ``ceiling: inter_subject`` each subject's score is divided by the ROI's mean ceiling
+    over subjects, never by its own (noisy, possibly near-zero) one; other ceilings keep the
+    subject's own."""
+    import xarray as xr
+
+    from brainalign.jobs.encoding import encoding_summary
+
+    subjects = np.repeat(["a", "b", "c"], 2)
+    rois = np.tile(["x", "y"], 3)
+    r = np.array([[0.2, 0.1, 0.3, 0.2, 0.25, 0.15], [0.1, 0.05, 0.2, 0.1, 0.15, 0.1]])
+    ceiling = np.array([0.4, 0.3, 0.01, 0.2, 0.5, 0.25])  # subject b's ROI x: near zero
+    targets = xr.Dataset({"target_r": (("layer", "neuroid"), r), "target_r2": (("layer", "neuroid"), r ** 2),
+                          "target_ceiling_r": (("neuroid",), ceiling)},
+                         coords={"target_subject": ("neuroid", subjects), "target_roi": ("neuroid", rois)})
+    out, per_subject, _, _ = encoding_summary(targets, {"ceiling": "inter_subject", "roi_summary": "mean"})
+    roi_mean = per_subject.mean(axis=0)
+    np.testing.assert_allclose(out["score_ceiled"], out["score"] / roi_mean[None, None, :], rtol=1e-12)
+    assert np.abs(out["score_ceiled"]).max() < 1.5
+    own, _, _, _ = encoding_summary(targets, {"ceiling": "split_half", "roi_summary": "mean"})
+    np.testing.assert_allclose(own["score_ceiled"], own["score"] / per_subject[None], rtol=1e-12)

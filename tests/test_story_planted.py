@@ -134,3 +134,4 @@ def test_no_leakage_gain_of_circularly_shifted_alice_is_centred_on_zero(story_ru
     null = np.array([gain(int(k)) for k in rng.integers(30, brain.sizes["stimulus"] - 30, 16)])
     assert abs(null.mean()) < 3 * null.std(ddof=1) / np.sqrt(len(null)) + 0.002, null
     assert np.isfinite(observed)
+

@@ -253,6 +253,12 @@ def encoding_summary(targets: xr.Dataset, settings: dict, null: np.ndarray | Non
                 null_summary[:, :, i, j] = summary(null[:, :, cols], axis=2)
             if ceiling[i, j] > 0:
                 out["score_ceiled"][:, i, j] = out["score"][:, i, j] / ceiling[i, j]
+        if settings.get("ceiling") == "inter_subject":
+            # one subject's correlation with the others is a noisy estimate of the ROI's shared signal
+            # (here from -0.12 to 0.58): dividing by it sends a subject's ratio to +-40 where it is near
+            # 0. Every subject is divided by the ROI's mean over subjects instead (Brain-Score's manner).
+            roi_ceiling = np.nanmean(ceiling, axis=0)
+            out["score_ceiled"] = np.where(roi_ceiling > 0, out["score"] / roi_ceiling, np.nan)
     if "target_delta_r" in targets:
         out["score_delta"] = np.full((n_layers, len(subjects), len(rois)), np.nan)
         out["baseline_score"] = np.full((len(subjects), len(rois)), np.nan)
@@ -379,8 +385,10 @@ def score_encoding(layers, brain, settings, *, metric="encoding", rng=None, seed
         "predictions, the fits not repeated)")
     result["score"].attrs["description"] = f"{summary} over the ROI's targets of the held-out Pearson r"
     result["score_ceiled"].attrs["description"] = (
-        f"score / ceiling: the ROI's {summary} r over its {summary} noise ceiling on r; NaN where the "
-        "ceiling's interval across subjects includes 0 (ceiling_reliable = 0)")
+        f"score / ceiling: the ROI's {summary} r over its {summary} noise ceiling on r"
+        + (" (inter_subject: over the ROI's mean ceiling across subjects)"
+           if settings.get("ceiling") == "inter_subject" else "")
+        + "; NaN where the ceiling's interval across subjects includes 0 (ceiling_reliable = 0)")
     result["p_value"].attrs["description"] = (
         f"one-sided permutation p of score_mean: {n_perm} {_null_kind(settings)}, each "
         f"refit at the chosen alphas and summarised like the score ({summary} over targets, mean over "
