@@ -144,11 +144,15 @@ def images_from_mat(name: str, images: dict, stimulus_ids, out_dir, base_dir=Non
     return [str((out_dir / f"{sid}.png").resolve()) for sid in stimulus_ids]
 
 
+def resolve_path(value, base_dir=None) -> Path:
+    """A path from config: absolute as given, relative to ``base_dir`` when one is given (else to
+    the working directory, the repository root of a run)."""
+    path = Path(value)
+    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
+
+
 def stimulus_path(spec: dict, base_dir=None) -> Path:
-    path = Path(spec["path"])
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    return path
+    return resolve_path(spec["path"], base_dir)
 
 
 def read_table_spec(spec: dict, path: Path) -> xr.Dataset:

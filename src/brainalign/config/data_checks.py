@@ -16,19 +16,13 @@ Each error is a :class:`ConfigError` naming the key and the file.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..datasets.contract import BrainDataError
 from ..errors import UserInputError
 from ..models.registry import model_kind
 from ..sources import resolve_source
+from ..stimuli import resolve_path
 from .plan import analysis_settings, is_rdm_kind
 from .schema import ConfigError
-
-
-def _path(value: str, base_dir) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else Path(base_dir or ".") / path
 
 
 def stimulus_counts(config: dict, base_dir=None, groups: dict | None = None) -> dict[str, int]:
@@ -174,7 +168,7 @@ def check_brain_files(config: dict, base_dir=None) -> None:
     for name, entry in config["datasets"].items():
         if entry["kind"] != "netcdf" or is_rdm_kind(entry):
             continue
-        path = _path(entry["path"], base_dir)
+        path = resolve_path(entry["path"], base_dir)
         if not path.is_file():
             continue  # check_data_file has named it, or it is downloaded from `url`
         try:

@@ -26,20 +26,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..stimuli import read_text_table
+from ..stimuli import read_text_table, resolve_path
 from .contract import BrainDataError
-
-
-def _path(value, base_dir) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
 
 
 def read_table(name: str, spec: dict, base_dir=None) -> tuple[pd.DataFrame, Path]:
     """The reading-times table with its named columns checked (numeric measures, integer positions)."""
     from ..stimuli import StimulusError
 
-    path = _path(spec["path"], base_dir)
+    path = resolve_path(spec["path"], base_dir)
     try:
         table = read_text_table(path)
     except StimulusError as exc:
@@ -99,7 +94,7 @@ def join_words(table: pd.DataFrame, stimuli: xr.Dataset, path) -> pd.DataFrame:
 def frequency_counts(name: str, spec: dict, rows: pd.DataFrame, base_dir=None) -> np.ndarray:
     """Counts from the frequency table for every row (key = key_format of group and position)."""
     freq = spec["frequency"]
-    path = _path(freq["path"], base_dir)
+    path = resolve_path(freq["path"], base_dir)
     if not path.is_file():
         raise BrainDataError(f"config key 'datasets.{name}.baseline.frequency.path': file not found: {path}")
     header = 0 if freq.get("header", False) else None

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..stimuli import resolve_path
 from .contract import BrainDataError
 
 FEATURE_DEFAULTS = {"method": "hrf", "hrf_model": "glover", "delays": [0], "event_time": "onset", "window": 3,
@@ -46,11 +47,6 @@ FEATURE_DEFAULTS = {"method": "hrf", "hrf_model": "glover", "delays": [0], "even
 
 def _key(name: str, key: str) -> str:
     return f"config key 'datasets.{name}.{key}'"
-
-
-def _path(value, base_dir) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
 
 
 def feature_settings(spec: dict) -> dict:
@@ -65,7 +61,7 @@ def subject_files(name: str, spec: dict, base_dir=None, root=None) -> dict[str, 
         spec = {**spec, "timecourses": str(Path(root) / "{subject}-timecourses.txt")}
     elif "timecourses" not in spec:
         raise BrainDataError(f"{_key(name, 'timecourses')}: required (or a simulate block)")
-    pattern = str(_path(spec["timecourses"], base_dir))
+    pattern = str(resolve_path(spec["timecourses"], base_dir))
     if "{subject}" not in pattern:
         raise BrainDataError(f"{_key(name, 'timecourses')}: the pattern needs '{{subject}}' ({pattern})")
     excluded = {str(s) for s in spec.get("exclude_subjects", [])}
@@ -88,7 +84,7 @@ def subject_files(name: str, spec: dict, base_dir=None, root=None) -> dict[str, 
 
 def subject_file(name: str, key: str, pattern: str, subject: str, base_dir=None) -> Path:
     """The one file a pattern with ``{subject}`` (and glob wildcards) names for ``subject``."""
-    found = sorted(glob.glob(str(_path(pattern, base_dir)).replace("{subject}", str(subject))))
+    found = sorted(glob.glob(str(resolve_path(pattern, base_dir)).replace("{subject}", str(subject))))
     if len(found) != 1:
         what = "no file" if not found else f"{len(found)} files ({', '.join(found[:3])})"
         raise BrainDataError(f"{_key(name, key)}: subject {subject}: {what} for the pattern {pattern}")
@@ -274,7 +270,7 @@ def source_files(name: str, spec: dict, base_dir=None) -> list[str]:
     patterns = list(spec.get("confounds", [])) + list(spec.get("baseline", {}).get("files", {}).values())
     for subject in files:
         for pattern in patterns:
-            out += sorted(glob.glob(str(_path(pattern, base_dir)).replace("{subject}", subject)))
+            out += sorted(glob.glob(str(resolve_path(pattern, base_dir)).replace("{subject}", subject)))
     masker = spec.get("masker") or {}
     out += [str(masker[k]) for k in ("labels_img", "mask_img") if k in masker]
     return out
