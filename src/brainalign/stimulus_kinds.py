@@ -16,6 +16,9 @@ Built in:
     ``<group>.<position>`` unless an ``id_column`` is named.
 ``textgrid``
     the words of one interval tier of a Praat TextGrid, with their timings (one group).
+``word_pairs``
+    the distinct words of a table of word pairs (``word1``/``word2``; human similarity ratings),
+    one stimulus per word, ids the words (:mod:`brainalign.word_judgements`).
 """
 
 from __future__ import annotations
@@ -59,3 +62,5 @@ register_stimulus_kind(StimulusKind("words", "brainalign.words:read_words_spec",
                                     description="one row per word, in order, grouped into stories"))
 register_stimulus_kind(StimulusKind("textgrid", "brainalign.words:read_textgrid_spec", in_context=True,
                                     description="words with timings from a Praat TextGrid tier"))
+register_stimulus_kind(StimulusKind("word_pairs", "brainalign.word_judgements:read_word_pairs_spec", in_context=False,
+                                    description="the distinct words of a table of rated word pairs"))

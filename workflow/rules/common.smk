@@ -12,6 +12,8 @@ from brainalign.config import (
     comparison_measures,
     dataset_comparison_jobs,
     dataset_comparison_measures,
+    geometry_entry,
+    geometry_jobs,
     model_comparison_jobs,
     model_summary_jobs,
     planted_models,
@@ -21,6 +23,7 @@ from brainalign.datasets.registry import dataset_kind
 from brainalign.figures.captions import settings_sentence, similarity_sentence
 from brainalign.figures.needs import FIGURE_LABELS
 from brainalign.metrics.registry import get_metric
+from brainalign.stimuli import resolve_path
 
 
 def family_resources(family):
@@ -34,10 +37,16 @@ def job_threads(wildcards):
     return min(get_metric(wildcards.metric).threads, config["threads"])
 
 
+def config_path(value):
+    """A file a config entry names, as a rule input: ``package:NAME/SUB`` becomes the file inside the
+    installed package (validation has checked it exists); other paths are unchanged."""
+    return str(resolve_path(value)) if value.startswith("package:") else value
+
+
 def stimulus_inputs(wildcards):
     """The stimulus table, and the .mat holding its images when present (else it is downloaded)."""
     spec = config["stimuli"][wildcards.stimset]
-    inputs = {"table": spec["path"]}
+    inputs = {"table": config_path(spec["path"])}
     if "images" in spec and os.path.exists(spec["images"]["path"]):
         inputs["images"] = spec["images"]["path"]
     return inputs
@@ -71,8 +80,8 @@ def brain_inputs(wildcards):
     if kind.sources:
         inputs["sources"] = kind.source_files(wildcards.dataset, spec)
     source_key = kind.source_key
-    if source_key and (not is_rdm_kind(spec) or os.path.exists(spec[source_key])):
-        inputs["source"] = spec[source_key]
+    if source_key and (not is_rdm_kind(spec) or os.path.exists(config_path(spec[source_key]))):
+        inputs["source"] = config_path(spec[source_key])
     return inputs
 
 
@@ -133,6 +142,21 @@ def summary_controls(wildcards):
     return {m: config["models"][m].get("control_of", "") for m in summary_models(wildcards)}
 
 
+def geometry_inputs(wildcards):
+    models = geometry_entry(config, wildcards.stimset)["models"]
+    return {m: f"results/geometry/{wildcards.stimset}/{m}.nc" for m in models}
+
+
+def summary_model_info(wildcards):
+    return {m: {k: config["models"][m][k] for k in ("family", "size", "variant") if k in config["models"][m]}
+            for m in summary_models(wildcards)}
+
+
+def declares_families(models):
+    """Whether a model summary gets the families figure: some model declares a family, size or variant."""
+    return any(k in config["models"][m] for m in models for k in ("family", "size", "variant"))
+
+
 def score_figure_names_for(metric, volumetric):
     """The figures drawn from one scores file: layer curves, the metric's own extra figures
     (registry ``figures``), and per-voxel maps where the metric has them and the data is volumetric."""
@@ -190,6 +214,23 @@ def all_figures():
         for d, metric, _ in model_summary_jobs(config)
         for fmt in formats
     ]
+    geometry = [
+        f"results/figures/geometry/{s}.{fmt}"
+        for s in dict.fromkeys(s for s, _ in geometry_jobs(config))
+        for fmt in formats
+    ]
+    extras = [
+        f"results/figures/{d}/{figure}_{metric}.{fmt}"
+        for d, metric, models in model_summary_jobs(config)
+        for figure in get_metric(metric).summary_figures
+        for fmt in [*formats, *(["csv"] if figure == "concept_depth" else [])]
+    ]
+    families = [
+        f"results/figures/{d}/families_{metric}.{fmt}"
+        for d, metric, models in model_summary_jobs(config)
+        if declares_families(models)
+        for fmt in formats
+    ]
     tables = [
         f"results/figures/{d}/summary_{metric}.{fmt}"
         for d, metric, _ in model_summary_jobs(config, min_models=1)
@@ -206,7 +247,8 @@ def all_figures():
         if not is_rdm_kind(config["datasets"][d])
         for fmt in formats
     ]
-    return scores + similarity + datasets + maps + banded + summaries + tables + stimuli + brain
+    return (scores + similarity + datasets + maps + banded + summaries + extras + families + tables + stimuli
+            + brain + geometry)
 
 
 def figure_outputs(stems, caption, category, subcategory, labels, extra=()):

@@ -93,6 +93,7 @@ rule collect_model_scores:
         update("results/summary/{dataset}/{metric}.nc"),
     params:
         control_of=summary_controls,
+        model_info=summary_model_info,
     group:
         "light"
     resources:
@@ -116,6 +117,48 @@ use rule plot_stimuli as plot_model_comparison with:
         settings=caption_settings(),
     log:
         "results/logs/figures/{dataset}/models_{metric}.log",
+
+
+use rule plot_stimuli as plot_concept_depth with:
+    input:
+        "results/summary/{dataset}/{metric}.nc",
+    output:
+        figure_outputs([("concept_depth", "results/figures/{dataset}/concept_depth_{metric}")],
+                       "../report/concept_depth.rst", metric_category, "{dataset}",
+                       {"model": "all models", "metric": "{metric}"},
+                       extra=["results/figures/{dataset}/concept_depth_{metric}.csv"]),
+    params:
+        figures=figure_plan([("concept_depth", "results/figures/{dataset}/concept_depth_{metric}")],
+                            extra=["results/figures/{dataset}/concept_depth_{metric}.csv"]),
+        settings=caption_settings(),
+    log:
+        "results/logs/figures/{dataset}/concept_depth_{metric}.log",
+
+
+use rule plot_stimuli as plot_families with:
+    input:
+        "results/summary/{dataset}/{metric}.nc",
+    output:
+        figure_outputs([("families", "results/figures/{dataset}/families_{metric}")], "../report/families.rst",
+                       "Summary", "{dataset}", {"model": "all models", "metric": "{metric}"}),
+    params:
+        figures=figure_plan([("families", "results/figures/{dataset}/families_{metric}")]),
+        settings=caption_settings(),
+    log:
+        "results/logs/figures/{dataset}/families_{metric}.log",
+
+
+use rule plot_stimuli as plot_geometry with:
+    input:
+        "results/geometry/{stimset}.nc",
+    output:
+        figure_outputs([("geometry", "results/figures/geometry/{stimset}")], "../report/geometry.rst",
+                       "Geometry", "{stimset}", {"model": "all models", "stimulus set": "{stimset}"}),
+    params:
+        figures=figure_plan([("geometry", "results/figures/geometry/{stimset}")]),
+        settings="",
+    log:
+        "results/logs/figures/geometry/{stimset}.log",
 
 
 use rule plot_stimuli as plot_summary_table with:

@@ -42,3 +42,45 @@ rule dataset_similarity:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/dataset_similarity.py"
+
+
+# Representational geometry of each model's layers on a stimulus set (no brain data), then every
+# model of the stimulus set on one axis for the figure.
+rule geometry:
+    input:
+        activations="results/activations/{stimset}/{model}.nc",
+        stimuli="results/stimuli/{stimset}.nc",
+    output:
+        update("results/geometry/{stimset}/{model}.nc"),
+    params:
+        settings=lambda wildcards: {k: v for k, v in geometry_entry(config, wildcards.stimset).items()
+                                    if k not in ("stimuli", "models")},
+        seed=config["seed"],
+        confidence=config["metrics"]["confidence"],
+        threads=1,
+    threads: 1
+    resources:
+        **family_resources("analysis"),
+    log:
+        "results/logs/geometry/{stimset}/{model}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/geometry.py"
+
+
+rule collect_geometry:
+    input:
+        unpack(geometry_inputs),
+    output:
+        update("results/geometry/{stimset}.nc"),
+    group:
+        "light"
+    resources:
+        **family_resources("light"),
+    log:
+        "results/logs/geometry/{stimset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/collect_geometry.py"

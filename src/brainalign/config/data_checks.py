@@ -168,7 +168,7 @@ def check_brain_files(config: dict, base_dir=None) -> None:
     for name, entry in config["datasets"].items():
         if entry["kind"] != "netcdf" or is_rdm_kind(entry):
             continue
-        path = resolve_path(entry["path"], base_dir)
+        path = resolve_path(entry["path"], base_dir, f"datasets.{name}.path")
         if not path.is_file():
             continue  # check_data_file has named it, or it is downloaded from `url`
         try:

@@ -11,9 +11,10 @@ UNTRAINED_SUFFIX = "_untrained"
 
 
 def add_untrained_controls(config: dict) -> dict:
-    """Give every vision model with weights its untrained control, in place.
+    """Give every model with weights its untrained control, in place.
 
-    For ``models.X`` with ``untrained_control: true`` (the default), adds
+    For ``models.X`` with ``untrained_control: true`` (the default for vision models; language
+    models ask for it), adds
     ``models.X_untrained``: the same entry with ``untrained: true`` (seeded
     random initialisation) and ``control_of: X``; and every analysis or model
     comparison that lists X also lists X_untrained, right after it. Running it
@@ -22,7 +23,9 @@ def add_untrained_controls(config: dict) -> dict:
     models = config["models"]
     controls = {}
     for name, entry in list(models.items()):
-        if not model_kind(entry["kind"]).untrained_control or entry.get("untrained") or not entry.get("untrained_control", True):
+        kind = model_kind(entry["kind"])
+        if not kind.untrained_control or entry.get("untrained") or not entry.get("untrained_control",
+                                                                                 kind.untrained_default):
             continue
         control = name + UNTRAINED_SUFFIX
         if control in models and models[control].get("control_of") != name:
@@ -31,8 +34,12 @@ def add_untrained_controls(config: dict) -> dict:
         models[control] = {**copy.deepcopy(entry), "untrained": True, "untrained_control": False,
                            "control_of": name}
         models[control].pop("weights", None)
+        if entry.get("family") and not entry.get("variant"):
+            models[name]["variant"] = models[name].get("variant", "trained")
+        if entry.get("family"):
+            models[control]["variant"] = "untrained"
         controls[name] = control
-    for section in ("analyses", "model_comparisons"):
+    for section in ("analyses", "model_comparisons", "geometry"):
         for entry in config.get(section, []):
             listed = []
             for model in entry["models"]:

@@ -135,4 +135,25 @@ def extraction_jobs(config: dict) -> list[tuple[str, str]]:
         for model in (a, b):
             if (stimset, model) not in jobs:
                 jobs.append((stimset, model))
+    for stimset, model in geometry_jobs(config):
+        if (stimset, model) not in jobs:
+            jobs.append((stimset, model))
     return jobs
+
+
+def geometry_jobs(config: dict) -> list[tuple[str, str]]:
+    """Unique (stimulus set, model) geometry jobs, in config order."""
+    jobs = []
+    for entry in config.get("geometry", []):
+        for model in entry["models"]:
+            if (entry["stimuli"], model) not in jobs:
+                jobs.append((entry["stimuli"], model))
+    return jobs
+
+
+def geometry_entry(config: dict, stimset: str) -> dict:
+    """The ``geometry`` entry of a stimulus set (its settings, models in order)."""
+    for entry in config.get("geometry", []):
+        if entry["stimuli"] == stimset:
+            return entry
+    raise ValueError(f"no geometry entry for stimulus set '{stimset}'")

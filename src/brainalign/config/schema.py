@@ -92,7 +92,8 @@ def load_schema(schema=SCHEMA_PATH) -> dict:
         analyses["settings"]["propertyNames"]["enum"].append(name)
         fragment = get_metric(name).schema
         ref = fragment if isinstance(fragment, dict) else {"$ref": f"#/$defs/{fragment}"}
-        schema["$defs"][f"metric_{name}"] = ref
+        if fragment != f"metric_{name}":  # a shipped $defs entry of that name is the schema itself
+            schema["$defs"][f"metric_{name}"] = ref
         schema["properties"]["metrics"]["properties"][name] = {"$ref": f"#/$defs/metric_{name}", "default": {}}
     _add_dataset_kinds(schema)
     return schema

@@ -22,9 +22,14 @@ def load_config(path, schema=SCHEMA_PATH, base_dir=None) -> dict:
 
 
 def check_file(key: str, value: str, base_dir) -> None:
-    path = Path(value)
-    if not path.is_absolute():
-        path = Path(base_dir or ".") / path
+    """The file a config key names exists (a ``package:NAME/SUB`` value: inside an installed package)."""
+    from ..errors import UserInputError
+    from ..stimuli import resolve_path
+
+    try:
+        path = resolve_path(value, base_dir or ".", key)
+    except UserInputError as exc:
+        raise ConfigError(str(exc)) from None
     if not path.exists():
         raise ConfigError(f"config key '{key}': file not found: {path}")
 
@@ -46,6 +51,7 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None, cache_dir=N
             raise ConfigError(f"config key 'plugins.{i}': cannot import '{plugin}': "
                               f"{type(exc).__name__}: {exc}") from None
     check_schema(config, schema)
+    _check_rdm_transforms(config)
     add_untrained_controls(config)
     stimuli, models, datasets = config["stimuli"], config["models"], config["datasets"]
 
@@ -97,6 +103,29 @@ def validate_config(config: dict, schema=SCHEMA_PATH, base_dir=None, cache_dir=N
             if is_rdm_kind(models[item]):
                 raise ConfigError(f"config key 'model_comparisons.{i}.models': model '{item}' is given as RDMs "
                                   f"(kind {models[item]['kind']}); model comparisons need activations")
+
+    seen = set()
+    for i, entry in enumerate(config.get("geometry", [])):
+        key = f"geometry.{i}"
+        if entry["stimuli"] not in stimuli:
+            raise ConfigError(f"config key '{key}.stimuli': unknown stimulus set '{entry['stimuli']}' "
+                              f"(known: {sorted(stimuli)})")
+        if entry["stimuli"] in seen:
+            raise ConfigError(f"config key '{key}.stimuli': stimulus set '{entry['stimuli']}' has a geometry "
+                              "entry already; list every model in one entry")
+        seen.add(entry["stimuli"])
+        for item in entry["models"]:
+            if item not in models:
+                raise ConfigError(f"config key '{key}.models': unknown name '{item}' (known: {sorted(models)})")
+            _check_modality(f"{key}.models", item, models[item], entry["stimuli"], stimuli[entry["stimuli"]])
+            if is_rdm_kind(models[item]):
+                raise ConfigError(f"config key '{key}.models': model '{item}' is given as RDMs; geometry needs "
+                                  "activations")
+        labels = entry.get("labels")
+        listed = stimuli[entry["stimuli"]].get("condition_columns", [])
+        if labels and labels not in listed:
+            raise ConfigError(f"config key '{key}.labels': '{labels}' is not a condition column of stimulus set "
+                              f"'{entry['stimuli']}' (condition_columns: {listed})")
 
     for i, comparison in enumerate(config.get("dataset_comparisons", [])):
         for item in comparison["datasets"]:
@@ -151,6 +180,7 @@ def _data_key(config: dict, base_dir) -> str:
     from importlib import metadata
 
     from ..io import config_hash
+    from ..stimuli import resolve_path
 
     files = {}
 
@@ -162,8 +192,8 @@ def _data_key(config: dict, base_dir) -> str:
             for v in value:
                 visit(v)
         elif isinstance(value, str) and len(value) < 4096:
-            path = Path(value) if Path(value).is_absolute() else Path(base_dir or ".") / value
             try:
+                path = resolve_path(value, base_dir or ".")
                 stat = path.stat()
             except (OSError, ValueError):
                 return
@@ -228,6 +258,23 @@ def check_data_file(key: str, entry: dict, base_dir) -> None:
     """A data file (RDMs, images, responses) must exist, unless a ``url`` says where to download it."""
     if "url" not in entry:
         check_file(f"{key}.path", entry["path"], base_dir)
+
+
+def _check_rdm_transforms(config: dict) -> None:
+    """``rdm_transform`` thresholds (rsa metric, per-analysis overrides, similarity): the schema
+    keeps each in [0, 1]; ``lower`` must also be below ``upper``."""
+    from ..metrics.rdm_transforms import from_settings
+
+    places = [(f"metrics.{name}", settings) for name, settings in (config.get("metrics") or {}).items()]
+    places += [(f"analyses.{i}.settings.{name}", settings) for i, analysis in enumerate(config.get("analyses") or [])
+               for name, settings in (analysis.get("settings") or {}).items()]
+    places.append(("similarity", config.get("similarity") or {}))
+    for key, settings in places:
+        if isinstance(settings, dict) and settings.get("rdm_transform") is not None:
+            try:
+                from_settings(settings["rdm_transform"], f"{key}.rdm_transform")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 def _check_settings_conflicts(config: dict) -> None:

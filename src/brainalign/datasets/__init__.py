@@ -30,7 +30,8 @@ def with_conditions(brain, stimuli):
     labels = [c for c in stimuli.attrs.get("condition_columns", "").split(",") if c and c in stimuli.coords]
     missing = [c for c in labels if c not in brain.coords]
     if missing:
-        table = align_to(stimuli, brain["stimulus_id"].values, what="stimulus set")
+        table = align_to(stimuli, brain["stimulus_id"].values, what="stimulus set",
+                         subset=bool(brain.attrs.get("n_stimuli_dropped")))
         brain = brain.assign_coords({c: ("stimulus", table[c].values.astype(str)) for c in missing})
     return brain
 

@@ -10,21 +10,17 @@ or ``error``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import xarray as xr
 
 from ..io import read_netcdf
-from ..stimuli import StimulusError, align_to
+from ..stimuli import StimulusError, align_to, resolve_path
 from . import brainscore
 from .contract import BrainDataError, check_brain
 
 
 def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, **_) -> xr.Dataset:
-    path = Path(spec["path"])
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
+    path = resolve_path(spec["path"], base_dir, f"datasets.{name}.path")
     brain = read_netcdf(path)
     if brainscore.is_assembly(brain):
         assembly = brainscore.assembly_variable(brain, spec.get("variable"), what=str(path),

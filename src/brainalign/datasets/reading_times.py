@@ -34,7 +34,7 @@ def read_table(name: str, spec: dict, base_dir=None) -> tuple[pd.DataFrame, Path
     """The reading-times table with its named columns checked (numeric measures, integer positions)."""
     from ..stimuli import StimulusError
 
-    path = resolve_path(spec["path"], base_dir)
+    path = resolve_path(spec["path"], base_dir, f"datasets.{name}.path")
     try:
         table = read_text_table(path)
     except StimulusError as exc:
@@ -94,7 +94,7 @@ def join_words(table: pd.DataFrame, stimuli: xr.Dataset, path) -> pd.DataFrame:
 def frequency_counts(name: str, spec: dict, rows: pd.DataFrame, base_dir=None) -> np.ndarray:
     """Counts from the frequency table for every row (key = key_format of group and position)."""
     freq = spec["frequency"]
-    path = resolve_path(freq["path"], base_dir)
+    path = resolve_path(freq["path"], base_dir, f"datasets.{name}.baseline.frequency.path")
     if not path.is_file():
         raise BrainDataError(f"config key 'datasets.{name}.baseline.frequency.path': file not found: {path}")
     header = 0 if freq.get("header", False) else None

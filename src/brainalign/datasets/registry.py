@@ -117,3 +117,23 @@ def _check_responses_table(key: str, entry: dict, base_dir, config: dict) -> Non
 
 register_dataset_kind(DatasetKind("responses_table", "brainalign.datasets.responses_table:load", source_key="path",
                                   schema="responses_table_dataset", check=_check_responses_table))
+
+
+def _check_labels(key: str, entry: dict, base_dir, config: dict) -> None:
+    from .labels import check
+
+    check(key, entry, base_dir, config)
+
+
+register_dataset_kind(DatasetKind("labels", "brainalign.datasets.labels:load", schema="labels_dataset",
+                                  check=_check_labels))
+
+
+def _check_word_similarity(key: str, entry: dict, base_dir, config: dict) -> None:
+    from .word_similarity import check
+
+    check(key, entry, base_dir, config)
+
+
+register_dataset_kind(DatasetKind("word_similarity", "brainalign.datasets.word_similarity:load", rdms=True,
+                                  source_key="path", schema="word_similarity_dataset", check=_check_word_similarity))

@@ -45,7 +45,11 @@ def plot_file(path, out_paths, figure: str = "auto"):
       - ``"stimuli"``: category counts and sentence lengths or example images (stimulus files);
       - ``"brain_data"``: reliability and size of each ROI, and where it is (brain-data files);
       - ``"surface"``: encoding maps projected on fsaverage5 (encoding scores of voxel data);
-      - ``"effects"``: surprisal coefficient, Delta R^2 and Delta log-likelihood with intervals.
+      - ``"effects"``: surprisal coefficient, Delta R^2 and Delta log-likelihood with intervals;
+      - ``"concept_depth"``: normalised probe curves and concept depths (probe model-summary files;
+        a ``.csv`` path gets the table of concept depths);
+      - ``"families"``: best score against model size and variant, paired variant differences;
+      - ``"geometry"``: geometry measures per layer against relative depth (geometry files).
 
     Raises ValueError naming the file and the missing variable when the file cannot give
     the requested figure. Returns the matplotlib Figure."""
@@ -91,6 +95,15 @@ def _drawer(figure: str):
     if figure == "surface":
         from .surface import plot_encoding_surface
         return plot_encoding_surface
+    if figure == "concept_depth":
+        from .concept_depth import plot_concept_depth
+        return plot_concept_depth
+    if figure == "families":
+        from .families import plot_families
+        return plot_families
+    if figure == "geometry":
+        from .geometry import plot_geometry
+        return plot_geometry
     if figure == "effects":
         from .effects import plot_effects
         return plot_effects

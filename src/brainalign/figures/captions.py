@@ -46,5 +46,11 @@ def settings_sentence(metric: str, settings: dict, seed: int, confidence: float 
 def similarity_sentence(settings: dict, seed: int) -> str:
     """The settings sentence of model x model and dataset x dataset similarity figures."""
     items = ", ".join(f"{key} = {value}" for key, value in sorted(settings.items()) if not isinstance(value, dict))
-    return (f"Settings: {items or 'defaults'}; no cross-validation (all shared stimuli); "
+    transform = ""
+    if settings.get("rdm_transform"):
+        from ..metrics.rdm_transforms import RDMTransform
+
+        described = RDMTransform.from_settings(settings["rdm_transform"], "similarity.rdm_transform").describe()
+        transform = f"; ``rsa`` RDMs after the {described}" if described else ""
+    return (f"Settings: {items or 'defaults'}{transform}; no cross-validation (all shared stimuli); "
             f"no resampling; seed {seed}.")

@@ -19,6 +19,9 @@ FIGURE_NEEDS = {
     "brain_data": (("responses",), ("neuroid",)),
     "surface": (("target_r", "x", "y", "z"), ()),
     "effects": (("score", "delta_r2", "delta_loglik", "r_raw"), ()),
+    "concept_depth": (("score_mean", "concept_depth", "concept_depth_ci_low", "best_layer"), ("model", "slot")),
+    "families": (("best_score", "best_ci_low", "family", "size", "variant"), ("model", "roi")),
+    "geometry": (("value", "ci_low", "ci_high", "depth"), ("model", "slot", "measure")),
 }
 
 
@@ -49,4 +52,7 @@ FIGURE_LABELS = {
     "models": "models by relative depth", "table": "best layer per model x ROI", "stimuli": "categories and content",
     "brain_data": "reliability, size and location of ROIs",
     "effects": "effect sizes with intervals and chance",
+    "concept_depth": "normalised probe curves and concept depth",
+    "families": "score by model size and variant",
+    "geometry": "geometry per layer by relative depth",
 }

@@ -118,11 +118,13 @@ def banded_file(entry: dict, activation_paths: dict, brain_path, out_path, setti
     """File-level entry point of the ``banded_encoding`` rule."""
     brain = read_netcdf(brain_path)
     ids = brain["stimulus_id"].values.astype(str)
+    dropped = bool(brain.attrs.get("n_stimuli_dropped"))  # a dataset that covers part of its stimulus set
     features = {}
     for band, spec in entry["bands"].items():
         layers, _ = read_activations(activation_paths[spec["model"]])
         da = _select_layer(layers, spec["layer"], f"banded_encoding '{entry['name']}' band '{band}'")
-        features[band] = align_to(da, ids, what=str(activation_paths[spec["model"]])).values.astype(np.float64)
+        features[band] = align_to(da, ids, what=str(activation_paths[spec["model"]]), subset=dropped
+                                  ).values.astype(np.float64)
     result = banded_encoding(features, brain, settings, int(entry.get("n_points", 11)), seed)
     result.attrs.update(provenance({"banded": entry, "encoding": settings}, seed=seed, name=entry["name"],
                                    dataset=entry["dataset"], bands=json.dumps(entry["bands"], sort_keys=True),

@@ -19,18 +19,20 @@ from ..stimuli import StimulusError, align_to
 
 def load_inputs(activations_path, brain_path):
     """Read activations (or model RDMs) and brain data, aligned on the brain's
-    ``stimulus_id`` order. Model RDMs come back as one (layer, stimulus, stimulus_)
-    DataArray instead of a list of layers."""
+    ``stimulus_id`` order (brain data that dropped stimuli it has no data for, attribute
+    ``n_stimuli_dropped``, takes the model's values of the others only). Model RDMs come back
+    as one (layer, stimulus, stimulus_) DataArray instead of a list of layers."""
     brain = check_brain(read_netcdf(brain_path), what=str(brain_path))
     ids = brain["stimulus_id"].values.astype(str)
+    dropped = bool(brain.attrs.get("n_stimuli_dropped"))  # a dataset that covers part of its stimulus set
     try:
         if is_rdm_file(activations_path):
             model = read_netcdf(activations_path)
-            rdm = align_to(model["rdm"], ids, what=str(activations_path))
+            rdm = align_to(model["rdm"], ids, what=str(activations_path), subset=dropped)
             position = pd.Index(model["stimulus_id"].values.astype(str)).get_indexer(ids)
             return rdm.isel(stimulus_=position), dict(model.attrs), brain
         layers, model_attrs = read_activations(activations_path)
-        layers = [finite_layer(align_to(da, ids, what=str(activations_path))) for da in layers]
+        layers = [finite_layer(align_to(da, ids, what=str(activations_path), subset=dropped)) for da in layers]
     except StimulusError as exc:
         raise StimulusError(f"{exc} (brain data: {brain_path})") from None
     return layers, model_attrs, brain

@@ -10,7 +10,7 @@ the figures draw (brain next to best layer, and an MDS of all RDMs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xarray as xr
@@ -18,6 +18,7 @@ from scipy.spatial.distance import squareform
 from tqdm.auto import tqdm
 
 from ..metrics import rsa, stats
+from ..metrics.rdm_transforms import RDMTransform
 from ..datasets.contract import subject_roi_cells
 from .common import across_subject_ci, add_null, layer_coords, set_ceiling_interval
 
@@ -115,8 +116,19 @@ def rsa_scores(models: np.ndarray, brain: BrainRDMs, settings: dict, rng: np.ran
 
     Returns arrays keyed by the scores-contract variable names; grids are
     (layer, subject, roi, time) for ``score`` and (layer, roi, time) for the rest.
+
+    ``settings["rdm_transform"]`` (see :mod:`brainalign.metrics.rdm_transforms`) transforms every
+    model and brain RDM before the comparison, the permutation test (relabelling stimuli commutes
+    with the transform), the noise ceiling and the figures' RDMs; the stimulus bootstrap transforms
+    each resampled RDM with its own thresholds. ``models_transformed`` and ``brain_transformed``
+    in the result are the transformed RDMs.
     """
     method = rsa.comparison_name(settings.get("comparison", "spearman"))
+    transform = RDMTransform.from_settings(settings.get("rdm_transform"), "metrics.rsa.rdm_transform")
+    raw_models, raw_brain = models, brain
+    if transform.active:
+        models = transform(models)
+        brain = replace(brain, vectors=transform(brain.vectors))
     n_stim = rsa.n_stimuli_of(models.shape[1])
     n_perm = int(settings.get("n_permutations", 0))
     n_boot = int(settings.get("n_bootstrap", 0))
@@ -131,7 +143,7 @@ def rsa_scores(models: np.ndarray, brain: BrainRDMs, settings: dict, rng: np.ran
         null = rsa.permutation_null(models, brain.vectors, n_stim, method, n_perm, rng,
                                     reduce=brain.subject_mean, progress=bar)
     p_value = stats.p_from_null(observed, null)
-    boot = _bootstrap(models, brain, values, method, mode, n_boot, n_stim, rng)
+    boot = _bootstrap(raw_models, raw_brain, values, method, mode, n_boot, n_stim, rng, transform)
     boot_low, boot_high = stats.percentile_ci(boot, confidence)
 
     ceiling = np.full((2,) + brain.shape[1:], np.nan)
@@ -154,11 +166,17 @@ def rsa_scores(models: np.ndarray, brain: BrainRDMs, settings: dict, rng: np.ran
         "ceiling_high": ceiling[1], "subject_ceiling_low": subject_lower, "null": null, "best_layer_p": best_p, "n_bootstrap": int(np.isfinite(boot).all(
             axis=tuple(range(1, boot.ndim))).sum()) if boot.shape[0] else 0,
         "n_permutations": int(null.shape[0]), "method": method, "bootstrap": mode,
+        "transform": transform, "models_transformed": models, "brain_transformed": brain,
     }
 
 
-def _bootstrap(models, brain: BrainRDMs, values, method, mode, n_boot, n_stim, rng) -> np.ndarray:
-    """Bootstrap distribution of the subject-mean score: (B, layer, roi, time)."""
+def _bootstrap(models, brain: BrainRDMs, values, method, mode, n_boot, n_stim, rng,
+               transform: RDMTransform | None = None) -> np.ndarray:
+    """Bootstrap distribution of the subject-mean score: (B, layer, roi, time).
+
+    ``models`` and ``brain`` are the untransformed RDMs and ``values`` the (transformed) observed
+    comparisons: resampling subjects reuses ``values``; resampling stimuli recomputes each
+    resample's RDMs and transforms them with their own thresholds."""
     if n_boot <= 0:
         return np.zeros((0,) + models.shape[:1] + brain.shape[1:])
     pattern_idx = rng.integers(0, n_stim, size=(n_boot, n_stim)) if mode in ("stimuli", "both") else None
@@ -174,7 +192,8 @@ def _bootstrap(models, brain: BrainRDMs, values, method, mode, n_boot, n_stim, r
         return brain.subject_mean(block, None if counts is None else counts[rows])
 
     with tqdm(total=n_boot, desc=f"RSA bootstrap ({mode}, {method})", unit="sample") as bar:
-        return rsa.bootstrap_compare(models, brain.vectors, method, pattern_idx, reduce=reduce, progress=bar)
+        return rsa.bootstrap_compare(models, brain.vectors, method, pattern_idx, reduce=reduce, progress=bar,
+                                     transform=transform)
 
 
 def rdm_figures_data(models: np.ndarray, brain: BrainRDMs, observed: np.ndarray, layer_names,
@@ -204,7 +223,7 @@ def rdm_figures_data(models: np.ndarray, brain: BrainRDMs, observed: np.ndarray,
 
 
 def best_layer_bootstrap(models: dict, brain: BrainRDMs, method: str, n_bootstrap: int,
-                         rng: np.random.Generator, depths: dict | None = None) -> xr.Dataset:
+                         rng: np.random.Generator, depths: dict | None = None, rdm_transform=None) -> xr.Dataset:
     """Each model's best layer on stimulus bootstrap resamples, the same resamples for every model.
 
     ``models`` maps a model name to its layer RDM vectors (L, P); ``depths`` maps
@@ -217,8 +236,10 @@ def best_layer_bootstrap(models: dict, brain: BrainRDMs, method: str, n_bootstra
     Returns a Dataset on (sample, model, roi): ``best_score`` (subject-mean
     comparison of the best layer), ``best_layer`` (its index) and ``best_depth``;
     plus ``observed_best_score`` and ``observed_best_depth`` on the full data.
-    Time-resolved brain RDMs are not supported here.
+    Time-resolved brain RDMs are not supported here. ``rdm_transform`` (settings of
+    :mod:`brainalign.metrics.rdm_transforms`) transforms the RDMs as :func:`rsa_scores` does.
     """
+    transform = RDMTransform.from_settings(rdm_transform)
     if brain.times is not None:
         raise ValueError("best_layer_bootstrap takes brain RDMs without a time dimension")
     names = list(models)
@@ -229,8 +250,9 @@ def best_layer_bootstrap(models: dict, brain: BrainRDMs, method: str, n_bootstra
     reduce = lambda block, rows: brain.subject_mean(block)[..., 0]  # noqa: E731  (b, L, roi)
     with tqdm(total=n_bootstrap, desc=f"best-layer bootstrap ({method})", unit="sample") as bar:
         boot = rsa.bootstrap_compare(stacked, brain.vectors, rsa.comparison_name(method), pattern_idx,
-                                     reduce=reduce, progress=bar)
-    observed = brain.subject_mean(rsa.compare(stacked, brain.vectors, rsa.comparison_name(method)))[..., 0]
+                                     reduce=reduce, progress=bar, transform=transform)
+    observed = brain.subject_mean(rsa.compare(transform(stacked), transform(brain.vectors),
+                                              rsa.comparison_name(method)))[..., 0]
     edges = np.cumsum([0] + sizes)
     shape = (n_bootstrap, len(names), len(brain.rois))
     best_score, best_layer, best_depth = np.full(shape, np.nan), np.zeros(shape, int), np.full(shape, np.nan)
@@ -249,7 +271,8 @@ def best_layer_bootstrap(models: dict, brain: BrainRDMs, method: str, n_bootstra
         {"best_score": (dims, best_score), "best_layer": (dims, best_layer), "best_depth": (dims, best_depth),
          "observed_best_score": (dims[1:], obs_score), "observed_best_depth": (dims[1:], obs_depth)},
         coords={"model": names, "roi": brain.rois},
-        attrs={"comparison": rsa.comparison_name(method), "n_bootstrap": n_bootstrap, "bootstrap": "stimuli"})
+        attrs={"comparison": rsa.comparison_name(method), "n_bootstrap": n_bootstrap, "bootstrap": "stimuli",
+               "rdm_transform": transform.describe() or "none"})
 def score_rsa(layers, brain: xr.Dataset, settings: dict, *, metric="rsa", rng, seed=0,
               confidence: float = 0.95) -> xr.Dataset:
     """The RSA scores Dataset: scores, inference and the RDMs its figures draw."""
@@ -286,11 +309,16 @@ def score_rsa(layers, brain: xr.Dataset, settings: dict, *, metric="rsa", rng, s
             "one-sided paired test that the best layer (highest subject mean) beats this layer: "
             + ("bootstrap (same resamples for every layer)" if out["n_bootstrap"] else
                "paired t-test across subjects") + "; the best layer is chosen on the same data")
-    figs = rdm_figures_data(models, brain_rdm, out["observed"], result["layer"].values, out["method"])
+    figs = rdm_figures_data(out["models_transformed"], out["brain_transformed"], out["observed"],
+                            result["layer"].values, out["method"])
     result["brain_rdm"] = (("roi", "stimulus", "stimulus_"), figs["brain_rdm"])
     result["best_rdm"] = (("roi", "stimulus", "stimulus_"), figs["best_rdm"])
     result["rdm_distance"] = (("rdm", "rdm_"), figs["rdm_distance"])
     result["rdm_distance"].attrs["description"] = f"1 - {out['method']} between RDMs"
+    transform = out["transform"]
+    if transform.active:
+        for name in ("brain_rdm", "best_rdm", "rdm_distance"):
+            result[name].attrs["rdm_transform"] = f"RDMs after the {transform.describe()}"
     result = result.assign_coords(
         best_layer=("roi", figs["best_layer"]), rdm_label=("rdm", figs["rdm_label"]),
         rdm_kind=("rdm", figs["rdm_kind"]), stimulus_id=("stimulus", brain["stimulus_id"].values.astype(str)))
@@ -320,7 +348,12 @@ def score_rsa(layers, brain: xr.Dataset, settings: dict, *, metric="rsa", rng, s
                          "of the others' (the lower bound's terms)")
     result.attrs.update(n_permutations=out["n_permutations"], n_bootstrap=out["n_bootstrap"],
                         bootstrap=out["bootstrap"], alpha=alpha, higher_is_better=1,
-                        comparison=out["method"], rdm_method=method, brain_rdm_method=brain_rdm.measure)
+                        comparison=out["method"], rdm_method=method, brain_rdm_method=brain_rdm.measure,
+                        rdm_transform=transform.describe() or "none")
+    if transform.active:
+        result["score"].attrs["rdm_transform"] = (
+            f"model and brain RDMs after the {transform.describe()} of Lin & Kriegeskorte (2024), before the "
+            "comparison, permutations, bootstrap (each resampled RDM with its own thresholds) and noise ceiling")
     return result
 
 

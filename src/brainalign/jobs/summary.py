@@ -41,8 +41,10 @@ def _interval(scores: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, str]:
     return scores["ci_low"], scores["ci_high"], "across subjects"
 
 
-def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | None = None) -> xr.Dataset:
-    """Gather ``{model: scores file}`` (one dataset, one metric) into one Dataset."""
+def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | None = None,
+                   model_info: Mapping[str, Mapping] | None = None) -> xr.Dataset:
+    """Gather ``{model: scores file}`` (one dataset, one metric) into one Dataset; ``model_info``
+    gives each model's ``family``, ``size`` and ``variant`` from config (model coordinates)."""
     if not paths:
         raise ValueError("collect_scores needs at least one scores file")
     files = {model: _at_peak_time(read_netcdf(path)) for model, path in paths.items()}
@@ -105,7 +107,8 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
                 "control_of": ("model", [str((control_of or {}).get(m, "")) for m in models]),
                 "ci_kind": ("model", intervals)},
         attrs={key: first.attrs[key] for key in ("metric", "metric_label", "dataset", "confidence", "comparison", "alpha",
-                                                 "n_bootstrap", "bootstrap", "higher_is_better", "seed")
+                                                 "n_bootstrap", "bootstrap", "higher_is_better", "seed",
+                                                 "depth_fraction", "depth_baseline")
                if key in first.attrs},
     )
     for name in ("null_mean", "null_low", "null_high", "score_corrected"):
@@ -115,6 +118,15 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
                 v = files[model].sel(roi=rois)[name]
                 grid[i, :v.sizes["layer"]] = v.transpose("layer", "roi").values
             out[f"best_{name}"] = (("model", "roi"), pick(grid))
+    info = model_info or {}
+    out.coords["family"] = ("model", [str(info.get(m, {}).get("family") or "") for m in models])
+    out.coords["size"] = ("model", [float(info.get(m, {}).get("size") or np.nan) for m in models])
+    out.coords["variant"] = ("model", [str(info.get(m, {}).get("variant") or "") for m in models])
+    _add_per_slot(out, files, models, rois, shape, ("null_mean",))
+    _add_per_model(out, files, models, rois, ("concept_depth", "concept_depth_ci_low", "concept_depth_ci_high",
+                                              "concept_layer"))
+    if all("score_boot" in f for f in files.values()):
+        _add_paired_bootstrap(out, files, models, rois, best)
     if "ceiling_reliable" in first:
         out["ceiling_reliable"] = ("roi", first["ceiling_reliable"].values.astype(np.int8))
     if all("best_heldout" in f for f in files.values()):
@@ -125,6 +137,52 @@ def collect_scores(paths: Mapping[str, str], control_of: Mapping[str, str] | Non
     out["score_mean"].attrs["long_name"] = first["score"].attrs.get("long_name") or first.attrs.get(
         "metric_label") or first.attrs.get("metric", "score")
     return out
+
+
+def _add_per_slot(out: xr.Dataset, files: dict, models: list, rois: list, shape: tuple, names) -> None:
+    """(model, slot, roi) grids of per-layer variables every file has (``null_mean``: the chance level)."""
+    for name in names:
+        if all(name in f for f in files.values()):
+            grid = np.full(shape, np.nan)
+            for i, model in enumerate(models):
+                v = files[model].sel(roi=rois)[name]
+                grid[i, :v.sizes["layer"]] = v.transpose("layer", "roi").values
+            out[name] = (("model", "slot", "roi"), grid, files[models[0]][name].attrs)
+
+
+def _add_per_model(out: xr.Dataset, files: dict, models: list, rois: list, names) -> None:
+    """(model, roi) variables every file has (a probe's concept depth)."""
+    for name in names:
+        if all(name in f for f in files.values()):
+            values = np.stack([files[m][name].sel(roi=rois).values for m in models])
+            out[name] = (("model", "roi"), values, files[models[0]][name].attrs)
+
+
+def _add_paired_bootstrap(out: xr.Dataset, files: dict, models: list, rois: list, best: np.ndarray) -> None:
+    """Paired differences of the models' best-layer scores over shared bootstrap resamples.
+
+    Scores files of one seed on the same stimuli share their resamples (``score_boot``), so model a
+    minus model b on each resample, both at their own best layer, gives the paired interval
+    ``best_boot_difference_ci_low/high`` (model, model_, roi) and a two-sided bootstrap p value."""
+    sizes = {f.sizes["bootstrap"] for f in files.values()}
+    if len(sizes) != 1 or 0 in sizes:
+        return
+    confidence = float(out.attrs.get("confidence", 0.95))
+    draws = np.stack([np.take_along_axis(files[m]["score_boot"].sel(roi=rois).transpose("bootstrap", "layer", "roi")
+                                         .values, best[i][None, None, :], 1)[:, 0] for i, m in enumerate(models)])
+    diff = draws[:, None] - draws[None, :]                 # (model, model_, bootstrap, roi)
+    tail = (1 - confidence) / 2 * 100
+    best_score = out["best_score"].values
+    out["best_boot_difference"] = (("model", "model_", "roi"), best_score[:, None] - best_score[None, :])
+    out["best_boot_difference_ci_low"] = (("model", "model_", "roi"), np.nanpercentile(diff, tail, axis=2))
+    out["best_boot_difference_ci_high"] = (("model", "model_", "roi"), np.nanpercentile(diff, 100 - tail, axis=2))
+    with np.errstate(invalid="ignore"):
+        p = 2 * np.minimum((diff <= 0).mean(2), (diff >= 0).mean(2))
+    out["best_boot_p"] = (("model", "model_", "roi"), np.minimum(p, 1.0))
+    out.coords["model_"] = ("model_", models)
+    out["best_boot_difference"].attrs["description"] = (
+        "best-layer score of model minus model_ (each at its own best layer, chosen in-sample); interval: "
+        f"{confidence:.0%} percentile over the shared bootstrap resamples of the stimuli (paired)")
 
 
 def _add_heldout(out: xr.Dataset, files: dict, models: list, rois: list) -> None:
@@ -158,11 +216,13 @@ def _add_heldout(out: xr.Dataset, files: dict, models: list, rois: list) -> None
         "two-sided paired t-test across subjects of the held-out best-layer scores of model vs model_")
 
 
-def collect_file(paths: Mapping[str, str], out_path, control_of: Mapping[str, str] | None = None):
+def collect_file(paths: Mapping[str, str], out_path, control_of: Mapping[str, str] | None = None,
+                 model_info: Mapping[str, Mapping] | None = None):
     """File-level entry point of the ``collect_model_scores`` rule."""
     from ..io import provenance, write_netcdf
 
-    data = collect_scores(paths, control_of)
+    data = collect_scores(paths, control_of, model_info)
     seed = data.attrs.pop("seed", None)
-    section = {"scores": {m: str(p) for m, p in paths.items()}, "control_of": dict(control_of or {})}
+    section = {"scores": {m: str(p) for m, p in paths.items()}, "control_of": dict(control_of or {}),
+               "model_info": {m: dict(v) for m, v in (model_info or {}).items()}}
     return write_netcdf(data, out_path, attrs={**data.attrs, **provenance(section, seed=seed)})

@@ -28,7 +28,8 @@ from typing import Callable
 from ..registry import Registry
 
 #: Report categories, in menu order.
-CATEGORIES = ("Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Reading", "Summary")
+CATEGORIES = ("Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Reading", "Probing", "Human judgements",
+              "Geometry", "Summary")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Metric:
     ``higher_is_better(settings)`` the direction of the score; ``schema`` the JSON schema of
     ``metrics.<name>`` (a dict, or the name of a ``$defs`` entry of the shipped schema).
     ``figures`` are the extra per-model figures of the report beyond the layer curves (names known
-    to :mod:`brainalign.figures`); ``maps`` asks for per-voxel maps (NIfTI, glass brain, fsaverage5) on
+    to :mod:`brainalign.figures`), ``summary_figures`` the extra figures of its model-summary file; ``maps`` asks for per-voxel maps (NIfTI, glass brain, fsaverage5) on
     volumetric data, from per-target ``target_r``; ``threads`` is what its job asks the scheduler for
     (1 for the RDM and kernel measures: their n x n problems run on one thread anyway, see
     :func:`brainalign.metrics.backend.one_thread_if_small`; 2 for encoding, whose ridge is wide).
@@ -59,6 +60,7 @@ class Metric:
     maps: bool = False
     threads: int = 2
     description: str = ""
+    summary_figures: tuple = ()  # figures of the model-summary file beyond "models" (names in brainalign.figures)
 
     def score_function(self) -> Callable:
         """The scorer, imported on first use."""
@@ -136,12 +138,25 @@ def _rsa_label(settings: dict) -> str:
     method = settings.get("rdm_method", "correlation")
     brain = settings.get("brain_rdm_method") or method
     rdms = f"{method} RDMs" if brain == method else f"{method} model / {brain} brain RDMs"
-    return f"RSA ({comparison}, {rdms})"
+    transform = _rsa_transform(settings).short()
+    return f"RSA ({comparison}, {rdms}{', ' + transform if transform else ''})"
+
+
+def _rsa_transform(settings: dict):
+    from .rdm_transforms import RDMTransform
+
+    return RDMTransform.from_settings(settings.get("rdm_transform"), "metrics.rsa.rdm_transform")
 
 
 def _rsa_caption(settings: dict) -> list:
-    return [f"metric RSA: ``{settings.get('rdm_method', 'correlation')}`` RDMs compared by "
-            f"``{settings.get('comparison', 'spearman')}``", NO_CV]
+    parts = [f"metric RSA: ``{settings.get('rdm_method', 'correlation')}`` RDMs compared by "
+             f"``{settings.get('comparison', 'spearman')}``"]
+    transform = _rsa_transform(settings)
+    if transform.active:
+        parts.append(f"model and brain RDMs after the {transform.describe()} of each RDM's dissimilarities "
+                     "(topological RSA, Lin & Kriegeskorte 2024), each bootstrap resample's RDMs with their own "
+                     "thresholds")
+    return parts + [NO_CV]
 
 
 def _cka_debiased(settings: dict) -> bool:
@@ -230,3 +245,43 @@ register_metric(Metric(
         "n_permutations": {"type": "integer", "minimum": 0, "default": 1000}}},
     figures=("effects",), threads=1,
     description="surprisal against a per-word measure over a baseline (reading times)"))
+
+
+def _probe_caption(settings: dict) -> list:
+    fraction = float(settings.get("depth_fraction", 0.9))
+    return [f"metric probe: StandardScaler + ridge read-out (RidgeClassifierCV for classes, RidgeCV for numbers), "
+            f"alpha by leave-one-out within each training set; {settings.get('folds', 5)}-fold cross-validation, "
+            "stratified by class, grouped where the labels carry groups; score = fold mean of "
+            f"{settings.get('categorical_score', 'balanced_accuracy')} (classes) or "
+            f"{settings.get('continuous_score', 'r2')} (numbers)",
+            f"chance from {settings.get('n_permutations', 1000)} label shuffles (refit), FDR over layers; "
+            f"interval from {settings.get('n_bootstrap', 1000)} resamples of the held-out stimuli",
+            f"concept depth: first layer at {fraction:.0%} of the best score "
+            f"({'above chance' if settings.get('depth_baseline', 'chance') == 'chance' else 'above zero'})"]
+
+
+register_metric(Metric(
+    name="probe", category="Probing", scorer="brainalign.jobs.probe:score_probe",
+    label=lambda s: (f"probe ({s.get('categorical_score', 'balanced_accuracy').replace('_', ' ')} / "
+                     f"{s.get('continuous_score', 'r2').replace('r2', 'R^2')}, held out)"),
+    caption=_probe_caption, schema="metric_probe", threads=1, summary_figures=("concept_depth",),
+    description="cross-validated linear probe of labels or norms per layer, with concept depth"))
+
+
+register_metric(Metric(
+    name="word_similarity", category="Human judgements", scorer="brainalign.jobs.word_similarity:score_word_similarity",
+    label=lambda s: "Spearman rho (cosine similarity vs human rating)",
+    caption=lambda s: [
+        "metric word_similarity: Spearman rho between the layer's cosine similarities of word pairs and the human "
+        "ratings, over the rated pairs only; ceiling = the reported inter-rater reliability", NO_CV,
+        f"{s.get('n_permutations', 1000)} permutations of the model's word labels, {s.get('n_bootstrap', 1000)} "
+        f"bootstrap resamples of {s.get('bootstrap', 'words')}"],
+    schema={"type": "object", "additionalProperties": False, "properties": {
+        "n_permutations": {"type": "integer", "minimum": 0, "default": 1000},
+        "n_bootstrap": {"type": "integer", "minimum": 0, "default": 1000},
+        "bootstrap": {"type": "string", "enum": ["words", "pairs"], "default": "words",
+                      "description": "words: draw words with replacement, keep the rated pairs among them "
+                                     "(pairs sharing a word are dependent); pairs: draw rated pairs."},
+        "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.05}}},
+    accepts_rdms=True, threads=1,
+    description="human similarity ratings of word pairs against a layer's cosine similarities (Spearman)"))

@@ -9,6 +9,10 @@ permutations x bootstrap samples run as array operations instead of loops.
 RDMs are upper-triangle vectors (row-major, diagonal excluded), the order of
 ``scipy.spatial.distance.squareform`` and of rsatoolbox.
 
+Geo-topological transforms of RDMs (topological RSA) live in
+:mod:`brainalign.metrics.rdm_transforms`; :func:`bootstrap_compare` applies one to every
+resampled RDM when given ``transform``.
+
 Every comparison except Kendall's tau-a is a cosine between *embeddings* of
 the RDM vectors (ranks for Spearman, centred values for Pearson, the
 double-centred second-moment matrix for the whitened comparisons). Permuting
@@ -22,6 +26,7 @@ import numpy as np
 from scipy import sparse
 from scipy.stats import rankdata
 
+from .rdm_transforms import AFFINE_INVARIANT, RDMTransform
 from .stats import permutations, resample_counts
 
 RDM_METHODS = ("correlation", "euclidean", "cosine")
@@ -343,7 +348,7 @@ def _chunks(n_total: int, size: int):
 
 def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: str,
                       pattern_idx: np.ndarray, *, max_bytes: float = 3e8, progress=None,
-                      reduce=None) -> np.ndarray:
+                      reduce=None, transform=None) -> np.ndarray:
     """Comparisons of every model RDM with every brain RDM on stimulus resamples.
 
     ``model_rdms`` (L, P), ``brain_rdms`` (S, P), ``pattern_idx`` (B, N) stimulus
@@ -358,8 +363,19 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
     Spearman, Pearson and cosine run as weighted sums over the original pairs,
     batched over resamples; tau-a and the whitened comparisons loop over
     resamples with the resampled RDMs built as rsatoolbox builds them.
+
+    ``transform`` (an :class:`~brainalign.metrics.rdm_transforms.RDMTransform` or its
+    settings) is applied to every resampled RDM, model and brain alike, with that RDM's own
+    quantile thresholds, as if the RDM had been recomputed from the resampled stimuli; the
+    RDM vectors given here are then the untransformed ones. A geo-topological transform at
+    thresholds (0, 1) is a positive affine map of each resampled RDM, which leaves the
+    affine-invariant comparisons (Spearman, tau-a, Pearson, whitened Pearson) unchanged, so
+    it is skipped for them.
     """
     method = comparison_name(method)
+    transform = RDMTransform.from_settings(transform)
+    if not transform.active or (transform.is_affine() and method in AFFINE_INVARIANT):
+        transform = None
     model_rdms = np.atleast_2d(np.asarray(model_rdms, dtype=np.float64))
     brain_rdms = np.atleast_2d(np.asarray(brain_rdms, dtype=np.float64))
     pattern_idx = np.atleast_2d(pattern_idx)
@@ -371,11 +387,14 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
     index = np.flatnonzero((resample_counts(pattern_idx, n) > 0).sum(1) >= 3)
     if method not in WEIGHTED:
         for k in index:
-            out[k] = reduce(_resampled_compare(model_rdms, brain_rdms, pattern_idx[k], n, method)[None],
+            out[k] = reduce(_resampled_compare(model_rdms, brain_rdms, pattern_idx[k], n, method, transform)[None],
                             np.array([k]))[0]
             if progress is not None:
                 progress.update(1)
         return out
+    if transform is not None:
+        return _bootstrap_transformed(model_rdms, brain_rdms, method, pattern_idx, index, out, transform,
+                                      max_bytes, progress, reduce)
     iu = np.triu_indices(n, k=1)
     if method == "spearman":
         model_ranks = [_WeightedRanks(v, n) for v in model_rdms]
@@ -411,6 +430,65 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
     return out
 
 
+def weighted_centred_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Average ranks of each row of ``values`` (N, P) with its entries repeated ``weights`` (N, P)
+    times (ties share the mean rank of their whole group), centred on the weighted mean rank.
+
+    ``order`` (N, P) is an argsort of each row when the caller has one; any order that sorts the
+    row will do. For weight-0 entries the result is meaningless (they drop out of weighted sums).
+    """
+    order = np.argsort(values, axis=-1, kind="stable") if order is None else order
+    sv = np.take_along_axis(values, order, -1)
+    incl = np.cumsum(np.take_along_axis(weights, order, -1), -1)
+    excl = incl - np.take_along_axis(weights, order, -1)
+    positions = np.arange(sv.shape[-1])
+    new = np.ones(sv.shape, dtype=bool)
+    new[:, 1:] = sv[:, 1:] != sv[:, :-1]
+    last = np.ones(sv.shape, dtype=bool)
+    last[:, :-1] = new[:, 1:]
+    start = np.maximum.accumulate(np.where(new, positions, 0), axis=-1)
+    end = np.minimum.accumulate(np.where(last, positions, positions[-1])[:, ::-1], axis=-1)[:, ::-1]
+    ranks = (np.take_along_axis(excl, start, -1) + 1 + np.take_along_axis(incl, end, -1)) / 2
+    ranks -= (incl[:, -1:] + 1) / 2
+    out = np.empty_like(ranks)
+    np.put_along_axis(out, order, ranks, -1)
+    return out
+
+
+def _bootstrap_transformed(model_rdms, brain_rdms, method, pattern_idx, index, out, transform, max_bytes,
+                           progress, reduce):
+    """:func:`bootstrap_compare` for Spearman, Pearson and cosine with an RDM transform: each
+    resample's RDMs are transformed with their own thresholds, then compared as weighted sums."""
+    n_models, n_brains, n_pairs = model_rdms.shape[0], brain_rdms.shape[0], model_rdms.shape[1]
+    n = n_stimuli_of(n_pairs)
+    iu = np.triu_indices(n, k=1)
+    # The geo-topological transform keeps each RDM's order, so the raw order sorts it; geodesic does not.
+    raw_order = None if transform.kind == "geodesic" else np.argsort(
+        np.concatenate([model_rdms, brain_rdms]), axis=-1, kind="stable")
+    chunk = max(1, int(max_bytes // (8 * n_pairs * 10 * (n_models + n_brains))))
+    for part in _chunks(len(index), chunk):
+        rows = index[part]
+        counts = np.ascontiguousarray(stimulus_counts(pattern_idx[rows], n).T)  # (b, n)
+        w = (counts[:, iu[0]] * counts[:, iu[1]]).astype(np.float64)  # (b, P)
+        both = np.concatenate([transform.resampled(model_rdms, counts), transform.resampled(brain_rdms, counts)],
+                              axis=1)  # (b, L + S, P)
+        b_count, n_rdm = both.shape[:2]
+        if method == "spearman":
+            order = None if raw_order is None else np.broadcast_to(raw_order, both.shape).reshape(-1, n_pairs)
+            weights = np.broadcast_to(w[:, None, :], both.shape).reshape(-1, n_pairs)
+            both = weighted_centred_ranks(both.reshape(-1, n_pairs), weights, order).reshape(b_count, n_rdm, n_pairs)
+        elif method == "corr":  # centre on each resample's weighted mean
+            both -= (both * w[:, None, :]).sum(-1, keepdims=True) / w.sum(-1)[:, None, None]
+        a, b = both[:, :n_models], both[:, n_models:]
+        num = np.matmul(a * w[:, None, :], b.transpose(0, 2, 1))
+        na = ((a * a) * w[:, None, :]).sum(-1)
+        nb = ((b * b) * w[:, None, :]).sum(-1)
+        out[rows] = reduce(num / np.sqrt(na[:, :, None] * nb[:, None, :]), rows)
+        if progress is not None:
+            progress.update(len(rows))
+    return out
+
+
 def resample_rdms(vectors: np.ndarray, pattern_idx: np.ndarray, n: int) -> np.ndarray:
     """RDM vectors over the resampled stimuli, as rsatoolbox builds them: stimuli in
     sorted order, NaN where a stimulus meets a copy of itself. (R, n'(n'-1)/2)."""
@@ -423,10 +501,13 @@ def resample_rdms(vectors: np.ndarray, pattern_idx: np.ndarray, n: int) -> np.nd
     return v
 
 
-def _resampled_compare(model_rdms, brain_rdms, pattern_idx, n, method):
-    """One resample, for comparisons without a weighted form (tau-a, whitened)."""
+def _resampled_compare(model_rdms, brain_rdms, pattern_idx, n, method, transform=None):
+    """One resample, for comparisons without a weighted form (tau-a, whitened); ``transform``
+    (an RDMTransform) is applied to the resampled RDMs, their self-pairs left out."""
     a = resample_rdms(model_rdms, pattern_idx, n)
     b = resample_rdms(brain_rdms, pattern_idx, n)
+    if transform is not None:
+        a, b = transform(a), transform(b)
     if method == "tau-a":
         keep = np.isfinite(a[0])
         return tau_a(a[:, keep], b[:, keep])

@@ -21,7 +21,8 @@ Measures (``pairwise(measure, xs, ys, **settings)``):
                         a *distance* in [0, pi/2].
 ``mutual_knn``          Huh et al. 2024 mutual k-nearest-neighbour alignment.
 ``rsa``                 rank correlation of correlation-distance RDMs
-                        (:mod:`brainalign.metrics.rsa`).
+                        (:mod:`brainalign.metrics.rsa`), optionally after a geo-topological
+                        ``rdm_transform`` (:mod:`brainalign.metrics.rdm_transforms`).
 
 All are "higher = more similar" except ``angular_procrustes``; see
 :data:`HIGHER_IS_BETTER`.
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 
 from brainalign.metrics import rsa as _rsa
+from brainalign.metrics.rdm_transforms import RDMTransform
 from brainalign.metrics.backend import (as_tensor, numpy_dtype, one_thread_if_small, resolve_device,
                                        resolve_dtype)
 
@@ -63,7 +65,7 @@ MEASURE_TABLE = {m.name: m for m in (
     Measure("procrustes", "Procrustes similarity (nuclear norm)"),
     Measure("angular_procrustes", "angular Procrustes distance (rad)", higher_is_better=False),
     Measure("mutual_knn", "mutual k-NN alignment", settings=frozenset({"k"})),
-    Measure("rsa", "RSA (Spearman rho)", settings=frozenset({"comparison"})),
+    Measure("rsa", "RSA (Spearman rho)", settings=frozenset({"comparison", "rdm_transform"})),
 )}
 MEASURES = tuple(MEASURE_TABLE)
 HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in MEASURE_TABLE.items()}
@@ -517,13 +519,17 @@ def mutual_knn(xs, ys, k=10, *, dtype=None, device="auto") -> np.ndarray:
 
 # --------------------------------------------------------------------------- RSA
 
-def rsa_similarity(xs, ys, comparison="spearman") -> np.ndarray:
+def rsa_similarity(xs, ys, comparison="spearman", rdm_transform=None) -> np.ndarray:
     """RSA: correlation-distance RDMs of each representation compared with
-    :func:`brainalign.metrics.rsa.compare` ("spearman" or "tau-a") -> (A, B)."""
+    :func:`brainalign.metrics.rsa.compare` ("spearman" or "tau-a") -> (A, B).
+
+    ``rdm_transform`` (``{kind, lower, upper}``, see :mod:`brainalign.metrics.rdm_transforms`)
+    transforms every RDM first (topological RSA)."""
+    transform = RDMTransform.from_settings(rdm_transform, "similarity.rdm_transform")
     xs, ys = _as_list(xs), _as_list(ys)
     _n_stimuli(xs, ys)
-    rx = np.stack([_rsa.rdm(np.asarray(x)) for x in xs])
-    ry = np.stack([_rsa.rdm(np.asarray(y)) for y in ys])
+    rx = transform(np.stack([_rsa.rdm(np.asarray(x)) for x in xs]))
+    ry = transform(np.stack([_rsa.rdm(np.asarray(y)) for y in ys]))
     return _rsa.compare(rx, ry, comparison)
 
 
@@ -546,7 +552,8 @@ def pairwise(measure, xs, ys, **settings) -> np.ndarray:
     ``xs``/``ys``: a list of (n, d) arrays (widths may differ), a single (n, d) array or
     an (A, n, d) stack. Settings: ``dtype`` ("float64" default, or "float32") and
     ``device`` ("auto") for every measure; ``sigma_factor`` (rbf_cka, default 1.0);
-    ``k`` (mutual_knn, default 10); ``comparison`` (rsa, "spearman" default or "tau-a").
+    ``k`` (mutual_knn, default 10); ``comparison`` (rsa, "spearman" default or "tau-a");
+    ``rdm_transform`` (rsa, ``{kind, lower, upper}``, default none).
     Settings a measure does not use are ignored, so one dict can serve every measure;
     an unknown key raises ``TypeError``.
 
@@ -588,4 +595,5 @@ def _pairwise(measure, xs, ys, device, settings) -> np.ndarray:
         return angular_procrustes(xs, ys, dtype=dtype, device=device)
     if measure == "mutual_knn":
         return mutual_knn(xs, ys, k=settings.get("k", 10), dtype=dtype, device=device)
-    return rsa_similarity(xs, ys, comparison=settings.get("comparison", "spearman"))
+    return rsa_similarity(xs, ys, comparison=settings.get("comparison", "spearman"),
+                          rdm_transform=settings.get("rdm_transform"))

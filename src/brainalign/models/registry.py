@@ -30,6 +30,7 @@ class ModelKind:
     hub_source: bool = True       # the entry has a ``source`` (hub id, local path or package:)
     check: Callable | None = None  # extra validation: check(key, entry, base_dir, (where, is_local) or None)
     takes_seed: bool = False
+    untrained_default: bool = True  # entries get their untrained control unless ``untrained_control: false``
     # n_states(entry, (where, is_local)) -> the number of layer indices (hidden states) the model
     # has, read from its local files without loading weights; None when that needs the model
     n_states: Callable | None = None
@@ -185,9 +186,11 @@ def _check_torch_vision(key: str, entry: dict, base_dir, resolved) -> None:
 
 
 register_model_kind(ModelKind("hf_text", "brainalign.models.text:HFTextModel", "text", check=_check_text_model,
-                              n_states=_hf_config_states))
+                              n_states=_hf_config_states, untrained_control=True, untrained_default=False,
+                              takes_seed=True))
 register_model_kind(ModelKind("hf_gguf", "brainalign.models.text:GGUFTextModel", "text", check=_check_gguf,
-                              n_states=_gguf_states))
+                              n_states=_gguf_states, untrained_control=True, untrained_default=False,
+                              takes_seed=True))
 register_model_kind(ModelKind("torch_vision", "brainalign.models.vision:TorchVisionModel", "image",
                               untrained_control=True, hub_source=False, takes_seed=True,
                               check=_check_torch_vision))

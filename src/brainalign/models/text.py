@@ -98,10 +98,10 @@ class HFTextModel:
 
     modality = "text"
 
-    def __init__(self, name: str, spec: dict, base_dir=None):
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(self, name: str, spec: dict, base_dir=None, seed: int = 0):
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        self.name, self.spec = name, spec
+        self.name, self.spec, self.seed = name, spec, seed
         self.pooling = spec.get("pooling", "mean")
         self.max_length = int(spec.get("max_length", 128))
         self.device = resolve_device(spec.get("device", "auto"))
@@ -117,7 +117,12 @@ class HFTextModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.surprisal:
             from transformers import AutoModelForCausalLM as AutoModel  # noqa: N814  (the LM head too)
-        self.model = AutoModel.from_pretrained(where, dtype=self.dtype, **kwargs).to(self.device).eval()
+        if spec.get("untrained"):  # the architecture with seeded random weights: the untrained control
+            torch.manual_seed(int(spec.get("init_seed", seed)))
+            self.model = AutoModel.from_config(AutoConfig.from_pretrained(where, **kwargs), dtype=self.dtype)
+        else:
+            self.model = AutoModel.from_pretrained(where, dtype=self.dtype, **kwargs)
+        self.model = self.model.to(self.device).eval()
         self.causal = is_causal(self.model.config)
         if self.surprisal and not self.causal:
             raise ValueError(f"config key 'models.{name}.surprisal': '{spec['source']}' is not a causal "
@@ -159,7 +164,10 @@ class HFTextModel:
             "surprisal_layers": ",".join(SCALAR_LAYERS) if self.surprisal else "",
             "tokenizer_class": type(self.tokenizer).__name__,
             "tokenizer_checksum": self._tokenizer_checksum(),
+            "untrained": int(bool(spec.get("untrained", False))), "control_of": spec.get("control_of", ""),
         }
+        if spec.get("untrained"):
+            self.attrs["init_seed"] = int(spec.get("init_seed", seed))
 
     def _load_kwargs(self, spec) -> dict:
         return {}
