@@ -134,6 +134,44 @@ def with_timeseries(mutate=None, **entry):
     return make
 
 
+def with_labels(edit_rows=None, **entry):
+    """The reduced config plus a `labels` dataset on a copy of the default sentences (rows changed by
+    ``edit_rows(list of csv lines)``) probed by MiniLM; ``entry`` overrides the dataset's keys."""
+    def make(tmp: Path) -> dict:
+        lines = (ROOT / "config/stimuli/sentences.csv").read_text().splitlines()
+        path = tmp / "labelled.csv"
+        path.write_text("\n".join(edit_rows(lines) if edit_rows else lines) + "\n")
+        config = copy.deepcopy(REDUCED)
+        config["stimuli"]["labelled"] = {"path": str(path), "modality": "text", "content_column": "sentence",
+                                         "condition_columns": ["category"]}
+        config["datasets"]["lab"] = {"kind": "labels", "stimuli": "labelled", "categorical": ["category"], **entry}
+        config["analyses"].append({"datasets": ["lab"], "models": ["minilm"], "metrics": ["probe"]})
+        return config
+    return make
+
+
+def _one_category(lines):
+    return [lines[0]] + [",".join(line.split(",")[:-1] + ["animals"]) for line in lines[1:]]
+
+
+def _blank_category(lines):
+    return lines[:3] + [",".join(lines[3].split(",")[:-1] + [""])] + lines[4:]
+
+
+def with_norms(rows: int, **entry):
+    """The reduced config plus a responses_table of norms for the first ``rows`` sentences only."""
+    def make(tmp: Path) -> dict:
+        ids = [line.split(",")[0] for line in (ROOT / "config/stimuli/sentences.csv").read_text().splitlines()[1:]]
+        path = tmp / "norms.tsv"
+        path.write_text("id\tvalence\n" + "".join(f"{i}\t{k % 7}\n" for k, i in enumerate(ids[:rows])))
+        config = copy.deepcopy(REDUCED)
+        config["datasets"]["norms"] = {"kind": "responses_table", "stimuli": "sentences", "path": str(path),
+                                       "id_column": "id", "targets": ["valence"], **entry}
+        config["analyses"].append({"datasets": ["norms"], "models": ["minilm"], "metrics": ["probe"]})
+        return config
+    return make
+
+
 def _truncate(name: str, rows: int):
     def mutate(folder: Path) -> None:
         path = folder / name
@@ -232,6 +270,11 @@ CASES = [
      ["datasets.alice.confounds", "s22-motion.txt", "100 rows"]),
     ("timeseries_subject_missing_file", with_timeseries(lambda folder: (folder / "s22-motion.txt").unlink()),
      ["datasets.alice.confounds", "s22", "motion.txt"]),
+    ("labels_one_class", with_labels(_one_category), ["datasets.lab.categorical", "'category'", "one class"]),
+    ("labels_nan", with_labels(_blank_category), ["datasets.lab.categorical", "'category'", "empty or NaN", "s003"]),
+    ("labels_missing_column", with_labels(continuous=["size"]), ["datasets.lab.continuous", "'size'"]),
+    ("norms_low_coverage", with_norms(60, min_coverage=0.9),
+     ["datasets.norms", "norms.tsv", "60 of the 120", "min_coverage"]),
     ("brain_file_missing", patched(datasets__rec={"kind": "netcdf", "stimuli": "sentences",
                                                   "path": "results/none.nc"}), ["datasets.rec.path", "none.nc"]),
 ]

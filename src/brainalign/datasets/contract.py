@@ -97,3 +97,27 @@ def subject_roi_groups(brain: xr.Dataset):
     subjects, rois, cells = subject_roi_cells(brain["subject"].values, brain["roi"].values)
     for i, j, idx in cells:
         yield subjects[i], rois[j], idx
+
+
+def validate_entry(key: str, entry: dict, base_dir, config: dict, load, check=None):
+    """What a dataset kind's validation shares: read the entry's stimulus set, ``load(name, entry,
+    stimuli, base_dir)`` the data, run ``check(data)`` (default :func:`check_brain`), and turn any
+    input error into a ConfigError naming the key. None when the stimulus set is unknown (the
+    generic check of ``datasets.<name>.stimuli`` names that)."""
+    from ..config.schema import ConfigError
+    from ..errors import UserInputError
+    from ..stimuli import read_stimulus_table
+
+    name, stimulus_set = key.split(".", 1)[1], entry["stimuli"]
+    if stimulus_set not in config["stimuli"]:
+        return None
+    try:
+        stimuli = read_stimulus_table(config["stimuli"][stimulus_set], base_dir)
+    except UserInputError as exc:
+        raise ConfigError(f"config key 'stimuli.{stimulus_set}.path': {exc}") from None
+    try:
+        data = load(name, entry, stimuli, base_dir)
+        return (check or (lambda d: check_brain(d, what=d.attrs.get("source_file") or f"dataset '{name}'")))(data)
+    except UserInputError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith("config key") else f"config key '{key}': {message}") from None

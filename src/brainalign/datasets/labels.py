@@ -90,14 +90,6 @@ def load(name: str, spec: dict, stimuli: xr.Dataset, base_dir=None, **_) -> xr.D
 
 def check(key: str, entry: dict, base_dir, config: dict) -> None:
     """Validation (before any job): the columns exist and hold usable labels."""
-    from ..config.schema import ConfigError
-    from ..errors import UserInputError
-    from ..stimuli import read_stimulus_table
+    from .contract import validate_entry
 
-    name, stimulus_set = key.split(".", 1)[1], entry["stimuli"]
-    if stimulus_set not in config["stimuli"]:
-        return
-    try:
-        load(name, entry, read_stimulus_table(config["stimuli"][stimulus_set], base_dir), base_dir)
-    except UserInputError as exc:
-        raise ConfigError(str(exc)) from None
+    validate_entry(key, entry, base_dir, config, load)

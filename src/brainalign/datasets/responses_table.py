@@ -167,21 +167,6 @@ def check(key: str, entry: dict, base_dir, config: dict) -> None:
     """Validation (before any job): the table loads, the join column and every target exist, the
     targets are numbers, each stimulus has exactly one row (or enough of them have one:
     ``min_coverage``), and the responses meet the contract."""
-    from ..config.schema import ConfigError
-    from ..errors import UserInputError
-    from ..stimuli import read_stimulus_table
-    from .contract import check_brain
+    from .contract import validate_entry
 
-    name, stimulus_set = key.split(".", 1)[1], entry["stimuli"]
-    if stimulus_set not in config["stimuli"]:
-        return  # named by the generic check of datasets.<name>.stimuli
-    try:
-        stimuli = read_stimulus_table(config["stimuli"][stimulus_set], base_dir)
-    except UserInputError as exc:
-        raise ConfigError(f"config key 'stimuli.{stimulus_set}.path': {exc}") from None
-    try:
-        brain = load(name, entry, stimuli, base_dir)
-        check_brain(brain, what=brain.attrs["source_file"])
-    except UserInputError as exc:
-        message = str(exc)
-        raise ConfigError(message if message.startswith("config key") else f"config key '{key}': {message}") from None
+    validate_entry(key, entry, base_dir, config, load)

@@ -132,27 +132,19 @@ def check(key: str, entry: dict, base_dir, config: dict) -> None:
     """Validation (before any job): the file reads against the stimulus set (every word known, ratings
     numbers, no conflicting duplicates), and only metrics that skip unrated pairs score the dataset."""
     from ..config.schema import ConfigError
-    from ..errors import UserInputError
-    from ..stimuli import read_stimulus_table
-    from .contract import check_rdms
+    from .contract import check_rdms, validate_entry
 
-    name, stimulus_set = key.split(".", 1)[1], entry["stimuli"]
+    name = key.split(".", 1)[1]
     for i, analysis in enumerate(config.get("analyses", [])):
         other = [m for m in analysis.get("metrics", []) if m not in METRICS]
         if name in analysis.get("datasets", []) and other:
             raise ConfigError(f"config key 'analyses.{i}.metrics': dataset '{name}' (kind word_similarity) is an RDM "
                               f"of human ratings with NaN at unrated pairs, which only {list(METRICS)} skip; "
                               f"remove {other} or split the analysis")
-    if stimulus_set not in config["stimuli"]:
-        return  # named by the generic check of datasets.<name>.stimuli
-    try:
-        stimuli = read_stimulus_table(config["stimuli"][stimulus_set], base_dir)
-    except UserInputError as exc:
-        raise ConfigError(f"config key 'stimuli.{stimulus_set}.path': {exc}") from None
-    try:
+
+    def quiet_load(*args):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the job warns; validation only checks
-            check_rdms(load(name, entry, stimuli, base_dir), what=f"dataset '{name}'")
-    except UserInputError as exc:
-        message = str(exc)
-        raise ConfigError(message if message.startswith("config key") else f"config key '{key}': {message}") from None
+            return load(*args)
+
+    validate_entry(key, entry, base_dir, config, quiet_load, lambda d: check_rdms(d, what=f"dataset '{name}'"))
