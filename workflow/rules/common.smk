@@ -38,8 +38,8 @@ def job_threads(wildcards):
 
 
 def config_path(value):
-    """A file a config entry names, as a rule input: ``package:NAME/SUB`` becomes the file inside the
-    installed package (validation has checked it exists); other paths are unchanged."""
+    """A file a config entry names, as an input of a job. ``package:NAME/SUB`` becomes the file inside
+    the installed package (validation has checked it exists); other paths are unchanged."""
     return str(resolve_path(value)) if value.startswith("package:") else value
 
 

@@ -11,6 +11,10 @@ token of a causal decoder (whose first position carries the "attention sink": ac
 hundreds of times larger than the rest, which dominate a mean); ``none``, ``special`` and
 ``special_and_first`` choose explicitly.
 
+``prefix_space: true`` puts a space before every stimulus encoded on its own (a word or sentence
+without context): byte-level BPE tokenizers (GPT-2, SmolLM2) then give a word the token it has in
+running text (``Ġold``) instead of a rarer word-initial piece (``old``, or ``str`` + ``ange``).
+
 Units in context (word stimulus sets, or sentences grouped into passages) run group by group
 under the ``context`` policy (:mod:`brainalign.models.context`), one vector per unit pooled
 from its own tokens (``word_pooling``: ``auto`` is ``last`` for causal models, ``mean``
@@ -112,6 +116,7 @@ class HFTextModel:
             kwargs["revision"] = spec["revision"]
         self.context = ContextPolicy.from_spec(spec.get("context"), f"models.{name}.context")
         self.surprisal = bool(spec.get("surprisal", False))
+        self.prefix_space = bool(spec.get("prefix_space", False))
         self.tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -160,6 +165,7 @@ class HFTextModel:
             "causal": int(self.causal),
             "exclude_tokens": self.exclude,
             "word_pooling": self.word_pooling,
+            "prefix_space": int(self.prefix_space),
             **self.context.attrs(),
             "surprisal_layers": ",".join(SCALAR_LAYERS) if self.surprisal else "",
             "tokenizer_class": type(self.tokenizer).__name__,
@@ -202,6 +208,8 @@ class HFTextModel:
 
     @torch.inference_mode()
     def encode(self, contents: list[str], pooling: str | None = None, exclude: str | None = None) -> list[np.ndarray]:
+        if self.prefix_space:  # as the text would appear after another word (byte-level BPE: "Ġold", not "old")
+            contents = [" " + str(c).lstrip() for c in contents]
         enc = self.tokenizer(list(contents), padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt", return_special_tokens_mask=True).to(self.device)
         special = enc.pop("special_tokens_mask")
