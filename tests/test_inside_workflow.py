@@ -36,7 +36,7 @@ def inside_run(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("inside"))
     path = work / "inside.yaml"
     path.write_text(yaml.safe_dump(_small_config()))
-    run = run_snakemake(work, "--configfile", str(path))
+    run = run_snakemake(work, "--profile", "profiles/local", "--configfile", str(path))
     assert run.returncode == 0, run.stderr[-3000:]
     return work / "results"
 
@@ -52,7 +52,7 @@ def test_probe_concept_depth_and_untrained_control(inside_run):
     assert set(table["model"]) == {"minilm", "minilm_untrained"}
     row = table.set_index("model").loc["minilm"]
     assert row["ci_low"] <= row["concept_depth"] <= row["ci_high"]
-    assert float(trained["concept_depth"].values[0]) == row["concept_depth"]
+    assert float(trained["concept_depth"].values[0]) == pytest.approx(row["concept_depth"], abs=1e-4)  # CSV: 4 digits
     for figure in ("concept_depth_probe", "families_probe", "models_probe"):
         assert (inside_run / f"figures/categories/{figure}.png").stat().st_size > 10_000
     summary = xr.open_dataset(inside_run / "summary/categories/probe.nc")
@@ -85,3 +85,19 @@ def test_simlex_word_similarity(inside_run):
     assert int(scores.attrs.get("n_stimuli", 1028) or 1028) >= 1000
     low, high = scores["ci_low"].values, scores["ci_high"].values
     assert ((low <= scores["score_mean"].values) & (scores["score_mean"].values <= high)).all()
+
+
+def test_inside_report_in_a_browser(inside_run):
+    """The report of the inside-the-model run: Probing, Human judgements, Geometry and Summary (with
+    the families figure beside the summary table) open in headless Chromium without errors."""
+    from report_browser import inspect_report, problems, summary
+    from test_report_browser import require_browser
+
+    require_browser()
+    work = inside_run.parent
+    run = run_snakemake(work, "--cores", "1", "--configfile", str(work / "inside.yaml"), "--report", "report.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    categories = ["Stimuli", "Brain data", "Probing", "Human judgements", "Geometry", "Summary"]
+    result = inspect_report(work / "report.html", categories, work / "report.png")
+    print(summary(result))
+    assert not problems(result), problems(result)

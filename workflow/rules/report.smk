@@ -140,7 +140,7 @@ use rule plot_stimuli as plot_families with:
         "results/summary/{dataset}/{metric}.nc",
     output:
         figure_outputs([("families", "results/figures/{dataset}/families_{metric}")], "../report/families.rst",
-                       "Summary", "{dataset}", {"model": "all models", "metric": "{metric}"}),
+                       "Summary", "{dataset}", {"metric": "{metric}"}),  # the summary table's labels
     params:
         figures=figure_plan([("families", "results/figures/{dataset}/families_{metric}")]),
         settings=caption_settings(),

@@ -139,9 +139,7 @@ def score_probe(layers, brain, settings, *, metric="probe", rng=None, seed=0, co
     score = np.stack([observed[main_of[t]][:, t] for t in range(n_targets)], axis=1)  # (layer, roi)
     subject = str(brain["subject"].values.astype(str)[0])
     result = scores_dataset(score[:, None, :], layers, [subject], [t[0] for t in targets], confidence)
-    with np.errstate(invalid="ignore"):  # around the estimate: the resamples' spread about their median
-        shift = score - np.nanmedian(boot, axis=0) if n_boot else 0.0
-    low, high = stats.percentile_ci(boot + shift, confidence)
+    low, high = stats.centred_percentile_ci(score, boot, confidence)  # resampling biases R^2 downward
     for var in ("ci_low", "boot_ci_low"):
         result[var] = (("layer", "roi"), low)
     for var in ("ci_high", "boot_ci_high"):

@@ -117,9 +117,12 @@ def score_word_similarity(layers, brain, settings, *, metric, rng, seed=0, confi
         "permutations)" if len(perms) else "not computed (n_permutations = 0)")
     result["p_fdr"] = (("layer", "roi"), stats.fdr(result["p_value"].values))
     result["p_fdr"].attrs["description"] = "Benjamini-Hochberg adjusted p_value across layers x ROIs"
-    low, high = ws.centred_percentile_ci(observed, boot_mean, confidence)
+    low, high = stats.centred_percentile_ci(observed, boot_mean, confidence)
     result["boot_ci_low"].values[:] = low
     result["boot_ci_high"].values[:] = high
+    if len(subjects) == 1:  # one rater group: the interval is the bootstrap's
+        result["ci_low"].values[:], result["ci_high"].values[:] = low, high
+        result["ci_low"].attrs["description"] = "the bootstrap interval (boot_ci_low): one subject"
     resampled = ("words with replacement, each resample keeping the rated pairs among the drawn words (a pair "
                  "counted count(word1) x count(word2) times; Snijders & Borgatti 1999)" if mode == "words"
                  else "rated pairs with replacement (pairs that share a word treated as independent)")

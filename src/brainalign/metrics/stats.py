@@ -64,6 +64,19 @@ def percentile_ci(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, n
     return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100 - tail, axis=0)
 
 
+def centred_percentile_ci(estimate: np.ndarray, samples: np.ndarray, confidence: float
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """The bootstrap distribution's percentile interval moved so that its median sits on ``estimate``
+    (``estimate`` + the ``samples``' (B, ...) quantiles minus their median): it always contains the
+    estimate. NaN without samples."""
+    if samples.shape[0] == 0:
+        nan = np.full(np.shape(estimate), np.nan)
+        return nan, nan.copy()
+    tail = (1 - confidence) / 2 * 100
+    low, mid, high = np.nanpercentile(samples, [tail, 50, 100 - tail], axis=0)
+    return estimate + (low - mid), estimate + (high - mid)
+
+
 def fdr(p_values: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p values over every finite entry (any shape); NaN stays NaN."""
     from scipy.stats import false_discovery_control

@@ -94,14 +94,3 @@ def word_weights(counts: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray
     return counts[:, i] * counts[:, j]
 
 
-def centred_percentile_ci(estimate: np.ndarray, samples: np.ndarray, confidence: float
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """The bootstrap distribution's percentile interval moved so that its median sits on ``estimate``
-    (``estimate`` + the ``samples``' (B, ...) quantiles minus their median): it always contains the
-    estimate. NaN without samples."""
-    if samples.shape[0] == 0:
-        nan = np.full(np.shape(estimate), np.nan)
-        return nan, nan.copy()
-    tail = (1 - confidence) / 2 * 100
-    low, mid, high = np.nanpercentile(samples, [tail, 50, 100 - tail], axis=0)
-    return estimate + (low - mid), estimate + (high - mid)
