@@ -80,9 +80,11 @@ def test_table_without_best_layers_names_the_variable(tmp_path):
 
 
 def test_every_metric_has_a_report_category():
-    assert CATEGORIES == ("Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Reading", "Summary")
-    assert [metric_category(m) for m in ("rsa", "cka", "procrustes", "mutual_knn", "encoding", "surprisal")] == \
-        ["RSA", "CKA", "CKA", "CKA", "Encoding", "Reading"]
+    assert CATEGORIES == ("Stimuli", "Models", "Brain data", "RSA", "CKA", "Encoding", "Reading", "Probing",
+                          "Human judgements", "Geometry", "Summary")
+    assert [metric_category(m) for m in ("rsa", "cka", "procrustes", "mutual_knn", "encoding", "surprisal", "probe",
+                                         "word_similarity")] == \
+        ["RSA", "CKA", "CKA", "CKA", "Encoding", "Reading", "Probing", "Human judgements"]
     with pytest.raises(ValueError, match="'lda'"):
         metric_category("lda")
 
