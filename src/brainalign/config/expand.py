@@ -34,9 +34,8 @@ def add_untrained_controls(config: dict) -> dict:
         models[control] = {**copy.deepcopy(entry), "untrained": True, "untrained_control": False,
                            "control_of": name}
         models[control].pop("weights", None)
-        if entry.get("family") and not entry.get("variant"):
-            models[name]["variant"] = models[name].get("variant", "trained")
-        if entry.get("family"):
+        if entry.get("family"):  # the pair is paired in the families figure by variant
+            models[name].setdefault("variant", "trained")
             models[control]["variant"] = "untrained"
         controls[name] = control
     for section in ("analyses", "model_comparisons", "geometry"):
