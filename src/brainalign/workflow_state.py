@@ -27,10 +27,14 @@ LOCKS = Path(".snakemake") / "locks"
 
 
 def _start_time(pid: int) -> str | None:
-    """The kernel's start time of process ``pid`` (tells a reused pid apart), or None if it is gone."""
+    """The kernel's start time of process ``pid`` (tells a reused pid apart), or None if it is gone.
+
+    A killed process whose parent died with it lingers as a zombie (state ``Z``) until the
+    system's init reaps it, which in some containers takes seconds; it holds nothing, so it
+    counts as gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[19]
+        return None if fields[0] in ("Z", "X", "x") else fields[19]
     except (OSError, IndexError):
         try:
             os.kill(pid, 0)
