@@ -199,9 +199,10 @@ def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
     return total / len(splits)
 
 
-def _loo_scores(x, y, alphas, fit_intercept, batch) -> torch.Tensor:
+class _LeaveOneOut:
     """Exact leave-one-out negative MSE, (alpha, target), as scikit-learn's GCV mode:
-    residual / (1 - leverage), with an unpenalised intercept.
+    residual / (1 - leverage), with an unpenalised intercept; built from one factorisation
+    of X, which the refit on all rows shares (the same spectrum and U'y give the weights).
 
     Each score lies between min and max of the leverage weights times the residual
     sum of squares, and the latter costs O(rank) per target through the spectrum.
@@ -209,53 +210,123 @@ def _loo_scores(x, y, alphas, fit_intercept, batch) -> torch.Tensor:
     n x rank products run for those alone; the others are NaN in the result. The
     bounds are widened by a float tolerance, so the chosen alpha is exact.
     """
-    n = x.shape[0]
-    if fit_intercept:
-        x = x - x.mean(0)
-    if x.shape[1] > x.shape[0]:
-        # every eigenvector of the kernel but the constant one (the intercept's, unpenalised):
-        # near-null directions must stay, since they carry the leave-one-out leverage
-        u, s2 = _kernel_eigh(x)
-        keep = torch.ones(len(s2), dtype=torch.bool, device=x.device)
-        if fit_intercept:
-            keep[(u.sum(0).abs()).argmax()] = False
-        complement = torch.zeros(n, dtype=x.dtype, device=x.device)
-    else:
-        u, s, _ = _svd(x)
-        s2 = s ** 2
-        keep = s > s.max() * max(x.shape) * torch.finfo(x.dtype).eps
-    u, s2 = u[:, keep], s2[keep]
-    if x.shape[1] <= x.shape[0]:  # rows' leverage outside the column space (not penalised away)
-        complement = (1.0 - (1.0 / n if fit_intercept else 0.0) - (u ** 2).sum(1)).clamp_min(0)
-    gap = alphas[:, None] / (s2[None, :] + alphas[:, None])            # 1 - shrinkage, (alpha, rank)
-    # 1 - leverage = sum_k u_ik^2 alpha / (s_k^2 + alpha) + complement: no cancellation when
-    # the leverage nears 1 (small alphas, wide features), unlike 1 - sum_k u_ik^2 fraction_k
-    one_minus_h = (u ** 2) @ gap.T + complement[:, None]
-    weight = 1.0 / one_minus_h ** 2                                    # (n, alpha)
-    w_low, w_high = weight.min(0).values.double(), weight.max(0).values.double()
-    slack = 64 * torch.finfo(x.dtype).eps * max(n, len(s2))
-    scores = torch.full((len(alphas), y.shape[1]), float("nan"), dtype=torch.float64, device=x.device)
-    for b in _batches(y.shape[1], 2 * n + len(s2), y.element_size(), batch):
-        y_b = y[:, b]
-        if fit_intercept:
+
+    def __init__(self, x, alphas, fit_intercept):
+        n = x.shape[0]
+        self.alphas, self.fit_intercept = alphas, fit_intercept
+        self.x_mean = x.mean(0) if fit_intercept else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
+        x = x - self.x_mean if fit_intercept else x
+        self.wide = x.shape[1] > x.shape[0]
+        self.vh = None
+        if self.wide:
+            # every eigenvector of the kernel but the constant one (the intercept's, unpenalised):
+            # near-null directions must stay, since they carry the leave-one-out leverage
+            u, s2 = _kernel_eigh(x)
+            keep = torch.ones(len(s2), dtype=torch.bool, device=x.device)
+            if fit_intercept:
+                keep[(u.sum(0).abs()).argmax()] = False
+            complement = torch.zeros(n, dtype=x.dtype, device=x.device)
+            self.xc = x
+        else:
+            u, s, vh = _svd(x)
+            s2 = s ** 2
+            keep = s > s.max() * max(x.shape) * torch.finfo(x.dtype).eps
+            self.s, self.vh = s[keep], vh[keep]
+        u, s2 = u[:, keep], s2[keep]
+        if not self.wide:  # rows' leverage outside the column space (not penalised away)
+            complement = (1.0 - (1.0 / n if fit_intercept else 0.0) - (u ** 2).sum(1)).clamp_min(0)
+        self.u, self.s2, self.n = u, s2, n
+        self.gap = alphas[:, None] / (s2[None, :] + alphas[:, None])            # 1 - shrinkage, (alpha, rank)
+        # 1 - leverage = sum_k u_ik^2 alpha / (s_k^2 + alpha) + complement: no cancellation when
+        # the leverage nears 1 (small alphas, wide features), unlike 1 - sum_k u_ik^2 fraction_k
+        one_minus_h = (u ** 2) @ self.gap.T + complement[:, None]
+        self.weight = 1.0 / one_minus_h ** 2                                    # (n, alpha)
+        self.w_low, self.w_high = self.weight.min(0).values.double(), self.weight.max(0).values.double()
+        self.slack = 64 * torch.finfo(x.dtype).eps * max(n, len(s2))
+
+    def per_target(self, y: torch.Tensor) -> int:
+        """Elements of scratch space per target (for the batch size)."""
+        return 2 * self.n + len(self.s2)
+
+    def scores(self, y_b: torch.Tensor):
+        """Scores (alpha, target) of a batch of targets, NaN where an alpha cannot win; and
+        the centred targets' coordinates U'y (rank, target) for the refit."""
+        gap, u = self.gap, self.u
+        if self.fit_intercept:
             y_b = y_b - y_b.mean(0)
         uty = u.T @ y_b
         total = (y_b.double() ** 2).sum(0)
         outside = (total - (uty.double() ** 2).sum(0)).clamp_min(0)    # part of y outside span(U)
         rss = outside + (gap.double()[:, :, None] ** 2 * uty.double()[None] ** 2).sum(1)
-        lower = w_low[:, None] * rss - slack * w_high[:, None] * total
-        upper = w_high[:, None] * rss + slack * w_high[:, None] * total
-        candidate = lower <= upper.min(0).values                      # (alpha, target)
-        # residual = (y - U U'y) + U diag(alpha / (s^2 + alpha)) U'y: no cancellation at small alphas
-        outside_part = torch.addmm(y_b, u, uty, alpha=-1) if x.shape[1] <= x.shape[0] else None
-        for k in range(len(alphas)):
+        lower = self.w_low[:, None] * rss - self.slack * self.w_high[:, None] * total
+        margin = self.slack * self.w_high[:, None] * total
+        # residual = (y - U U'y) + U diag(alpha / (s^2 + alpha)) U'y has no cancellation at small
+        # alphas; float64 affords y - U diag(s^2 / (s^2 + alpha)) U'y and saves one n x rank product
+        outside_part = None
+        if not self.wide and y_b.dtype != torch.float64:
+            outside_part = torch.addmm(y_b, u, uty, alpha=-1)
+        scores = torch.full((len(self.alphas), y_b.shape[1]), float("nan"), dtype=torch.float64, device=y_b.device)
+
+        def exact(k, cols):
+            if outside_part is not None:
+                resid = torch.addmm(outside_part[:, cols], u, gap[k, :, None] * uty[:, cols])
+            elif self.wide:
+                resid = u @ (gap[k, :, None] * uty[:, cols])
+            else:
+                resid = torch.addmm(y_b[:, cols], u, (1 - gap[k, :, None]) * uty[:, cols], alpha=-1)
+            scores[k, cols] = -(self.weight[:, k] @ resid.square_()).double() / self.n
+
+        # first the alpha with the best midpoint of its bounds: its exact score is a far tighter
+        # upper bound on the best than any bound; then the alphas whose lower bound beats it
+        first = ((self.w_low + self.w_high)[:, None] * rss).argmin(0)
+        for k in range(len(self.alphas)):
+            cols = torch.nonzero(first == k).flatten()
+            if len(cols):
+                exact(k, cols)
+        best = -scores.gather(0, first[None])[0] * self.n  # a sum of squares, as the bounds
+        candidate = lower <= best[None] + margin
+        candidate[first, torch.arange(len(first), device=first.device)] = False
+        for k in range(len(self.alphas)):
             cols = torch.nonzero(candidate[k]).flatten()
-            if len(cols) == 0:
-                continue
-            kept = gap[k, :, None] * uty[:, cols]
-            resid = u @ kept if outside_part is None else torch.addmm(outside_part[:, cols], u, kept)
-            scores[k, b.start + cols] = -(weight[:, k] @ resid.square_()).double() / n
+            if len(cols):
+                exact(k, cols)
+        return scores, uty
+
+    def weights(self, uty: torch.Tensor, alpha_t: torch.Tensor) -> torch.Tensor:
+        """Primal weights V diag(s / (s^2 + alpha_t)) U'y (feature, target), or the dual
+        coefficients U diag(1 / (lambda + alpha_t)) U'y (row, target) when X is wide."""
+        shrink = 1.0 / (self.s2[:, None] + alpha_t[None, :])
+        if self.wide:
+            return self.u @ (uty * shrink)
+        return self.vh.T @ (uty * (shrink * self.s[:, None]))
+
+
+def _loo_scores(x, y, alphas, fit_intercept, batch) -> torch.Tensor:
+    """Exact leave-one-out negative MSE, (alpha, target); see :class:`_LeaveOneOut`."""
+    loo = _LeaveOneOut(x, alphas, fit_intercept)
+    scores = torch.full((len(alphas), y.shape[1]), float("nan"), dtype=torch.float64, device=x.device)
+    for b in _batches(y.shape[1], loo.per_target(y), y.element_size(), batch):
+        scores[:, b] = loo.scores(y[:, b])[0]
     return scores
+
+
+def _loo_fit(x, y, alphas, fit_intercept, batch):
+    """Leave-one-out scores, each target's first best alpha (scikit-learn's rule) and the
+    refit on all rows, from one factorisation and one U'y per batch of targets."""
+    loo = _LeaveOneOut(x, alphas, fit_intercept)
+    scores = torch.full((len(alphas), y.shape[1]), float("nan"), dtype=torch.float64, device=x.device)
+    best = torch.empty(y.shape[1], dtype=torch.long, device=x.device)
+    out = torch.empty((x.shape[0] if loo.wide else x.shape[1], y.shape[1]), dtype=x.dtype, device=x.device)
+    for b in _batches(y.shape[1], loo.per_target(y), y.element_size(), batch):
+        scores[:, b], uty = loo.scores(y[:, b])
+        best[b] = torch.nan_to_num(scores[:, b], nan=-torch.inf).argmax(0)
+        out[:, b] = loo.weights(uty, alphas[best[b]])
+    y_mean = y.mean(0) if fit_intercept else torch.zeros(y.shape[1], dtype=y.dtype, device=y.device)
+    if loo.wide:
+        fit = RidgeFit(None, dual=out, x_train=loo.xc, x_mean=loo.x_mean, y_mean=y_mean)
+    else:
+        fit = RidgeFit(None, coef=out, intercept=y_mean - loo.x_mean @ out)
+    return scores, best, fit
 
 
 def ridge_cv(x, y, alphas, cv="loo", *, fit_intercept: bool = True, dtype=torch.float32,
@@ -286,12 +357,11 @@ def _ridge_cv(x, y, a, grid, cv, fit_intercept, batch) -> RidgeFit:
     if isinstance(cv, str):
         if cv != "loo":
             raise ValueError(f"cv must be 'loo' or a list of (train, validation) splits, got {cv!r}")
-        scores = _loo_scores(x, y, a, fit_intercept, batch)
-        best = torch.nan_to_num(scores, nan=-torch.inf).argmax(0)  # first maximum, as scikit-learn
+        scores, best, fit = _loo_fit(x, y, a, fit_intercept, batch)  # first maximum, as scikit-learn
     else:
         scores = _kfold_scores(x, y, a, list(cv), fit_intercept, batch)
         tie_break = torch.as_tensor(np.log(grid) * 1e-10, device=device)[:, None]
         best = (scores + tie_break).argmax(0)
-    fit = _fit(x, y, a[best], fit_intercept, batch)
+        fit = _fit(x, y, a[best], fit_intercept, batch)
     fit.alphas, fit.cv_scores = grid[best.cpu().numpy()], scores.cpu().numpy()
     return fit
