@@ -6,15 +6,24 @@ test stimuli, and score each target by its held-out Pearson r. Same data, same
 process, one library after the other:
 
 1. K-fold (shuffled ``KFold``, the same splits for both): ``ridge_cv(x, y, alphas,
-   cv=splits)`` vs himalaya (torch backend) -- ``himalaya.ridge.RidgeCV`` when
-   p < n, ``himalaya.kernel_ridge.KernelRidgeCV(kernel="linear")`` when p >= n
-   (which himalaya itself recommends there). Both float32, with intercept. himalaya
-   processes all targets at once unless given ``n_targets_batch``; its default needs
-   more memory than the machine has at 100k targets, so a couple of batch sizes are
-   timed on a slice of the targets (``--himalaya-batches``) and the faster one is
-   used for the table.
-2. Efficient leave-one-out: ``ridge_cv(..., cv="loo")`` (float32) vs scikit-learn's
-   ``RidgeCV(alphas, alpha_per_target=True)`` (it upcasts to float64 internally).
+   cv=splits)`` vs himalaya at its fastest configuration here -- ``himalaya.ridge.RidgeCV``
+   when p < n, ``himalaya.kernel_ridge.KernelRidgeCV(kernel="linear")`` when p >= n
+   (which himalaya itself recommends there), with intercept, on every backend himalaya
+   can load here (numpy, torch; torch_cuda and cupy where there is a GPU) and at each
+   ``n_targets_batch`` of ``--himalaya-batches``: all are timed on a slice of the targets,
+   and the fastest backend and batch run the full problem. Both in ``--dtype`` (float64
+   by default, where equal alphas can be asked for; float32 is faster for both).
+2. Efficient leave-one-out: ``ridge_cv(..., cv="loo")`` vs scikit-learn's
+   ``RidgeCV(alphas, alpha_per_target=True)`` (it always computes in float64).
+
+No environment variable is set here: brainalign's thread policy (passive OpenMP waiting,
+:mod:`brainalign.threads`) is set when brainalign is imported, as in a user's run, and
+applies to himalaya's torch backend in this process too.
+
+The FLOP floor: the matrix products that K-fold selection with a refit cannot avoid
+(per fold U'Y and one prediction of the validation rows per alpha; then U'Y and the
+weights on all rows) at the machine's measured matrix-product rate in that dtype. The
+script prints it and each library's fraction of it.
 
 Data: X has a power-law spectrum (feature j has variance 1/j, like network
 activations); each target is X w + unit noise with w ~ N(0, tau^2 I) and tau^2 set
@@ -47,12 +56,7 @@ import threading
 import time
 import warnings
 
-# On a shared machine, OpenMP threads that spin while waiting for a descheduled sibling make
-# torch's CPU LAPACK calls erratic (one 1600 x 1024 SVD took 0.7 to 25 s with another process
-# busy on one of the 2 cores); passive waiting removes that. It must be set before torch loads,
-# affects brainalign and himalaya alike (both torch), and can be overridden from the shell.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
+import brainalign  # noqa: F401  (first: its thread policy is in force for every library here)
 import himalaya  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
@@ -166,7 +170,7 @@ def simulate(n_train: int, p: int, v: int, alphas: np.ndarray, seed: int, chunk:
 # ---------------------------------------------------------------- the libraries
 
 def run_ours(x_tr, y_tr, x_te, alphas, cv):
-    fit = ridge_cv(x_tr, y_tr, alphas, cv=cv, dtype=torch.float32, device="cpu")
+    fit = ridge_cv(x_tr, y_tr, alphas, cv=cv, dtype=torch.from_numpy(x_tr[:1]).dtype, device="cpu")
     pred = fit.predict(x_te).numpy()
     return pred, fit.alphas, fit.cv_scores
 
@@ -347,17 +351,65 @@ def table_row(n, p, v, what, t_o, t_r, m_o, m_r, res) -> str:
             f"{err_o:.0e} / {err_r:.0e} |")
 
 
-def tune_himalaya(backend, x, y, n_train, alphas, splits, batches, tune_v, repeats):
-    """Time himalaya at each target batch size on the first ``tune_v`` targets; return the fastest."""
+def himalaya_backends() -> dict:
+    """Every himalaya backend that loads here (GPU ones only with a GPU)."""
+    from himalaya.backend import ALL_BACKENDS
+
+    out = {}
+    for name in ALL_BACKENDS:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[name] = set_backend(name, on_error="raise")
+        except Exception:  # noqa: BLE001 -- not installed, or no device for it
+            continue
+    return out
+
+
+def tune_himalaya(backends, x, y, n_train, alphas, splits, batches, tune_v, repeats):
+    """Time himalaya on every backend at each target batch size on the first ``tune_v``
+    targets; return the fastest (backend name, batch) and all times."""
     y_tune = np.ascontiguousarray(y[:n_train, :tune_v])
     times = {}
-    for b in batches:
-        t, peak, _ = measure(lambda: run_himalaya(backend, x[:n_train], y_tune, x[n_train:], alphas, splits, b),
-                             repeats)
-        times[b] = t
-        print(f"  himalaya batch {b}: {t:.2f} s, peak +{peak:.0f} MiB on {tune_v} targets", flush=True)
+    for name in backends:
+        backend = set_backend(name)
+        for b in batches:
+            t, peak, _ = measure(lambda: run_himalaya(backend, x[:n_train], y_tune, x[n_train:], alphas, splits, b),
+                                 repeats)
+            times[name, b] = t
+            print(f"  himalaya {name} batch {b}: {t:.2f} s, peak +{peak:.0f} MiB on {tune_v} targets", flush=True)
     best = min(times, key=times.get)
     return best, times
+
+
+def matmul_rate(dtype, n: int = 2048) -> float:
+    """FLOP/s of torch's matrix product (n x n by n x n) in ``dtype`` on this machine, best of 3."""
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(3))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def kfold_flops(n_train: int, n_test: int, p: int, v: int, folds: int, n_alphas: int) -> float:
+    """Matrix-product FLOPs K-fold selection with a refit cannot avoid: per fold U'Y
+    (rank x n_fit x V) and a prediction of the validation rows per alpha (alphas x n_val x
+    rank x V); then U'Y on all rows, the weights (p x rank x V) and the test predictions."""
+    total = 0.0
+    for k in range(folds):
+        n_val = n_train // folds + (1 if k < n_train % folds else 0)
+        n_fit = n_train - n_val
+        rank = min(n_fit, p)
+        total += rank * n_fit * v + n_alphas * n_val * rank * v
+    rank = min(n_train, p)
+    total += rank * n_train * v + p * rank * v + n_test * p * v
+    return 2 * total
 
 
 def warm_up(backend):
@@ -406,6 +458,8 @@ def main():
     parser.add_argument("--check-limit", type=int, default=2000,
                         help="at most this many targets (a random subset) are re-scored in float64 when "
                              "explaining alpha flips and |dr| > 1e-4")
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                        help="precision of both libraries' inputs and computation (default float64)")
     parser.add_argument("--quick", action="store_true", help="small sizes: n=500, p 128 512, V 2000")
     args = parser.parse_args()
 
@@ -429,8 +483,15 @@ def main():
     print(f"n_train {n_train}, n_test {N_TEST}, alphas np.logspace(-1, 6, {args.alphas}), {args.folds} folds, "
           f"seed {args.seed}, best of {args.repeats}; {load()} at start\n", flush=True)
 
-    backend = set_backend("torch", on_error="raise")
-    warm_up(backend)
+    np_dtype = np.dtype(args.dtype)
+    torch_dtype = getattr(torch, args.dtype)
+    rate = matmul_rate(torch_dtype)
+    print(f"matrix product rate here ({args.dtype}, torch, 2048^3): {rate / 1e9:.0f} GFLOP/s", flush=True)
+    backends = {} if args.skip_himalaya else himalaya_backends()
+    print(f"himalaya backends that load here: {', '.join(backends) or 'none'}", flush=True)
+    for backend in backends.values():
+        set_backend(backend)
+        warm_up(backend)
 
     rows, notes = [], []
     for p in ps:
@@ -439,14 +500,18 @@ def main():
             print(f"## n={n_train}, p={p}, V={v}", flush=True)
             t = time.perf_counter()
             x, y = simulate(n_train, p, v, grid, args.seed)
+            x, y = x.astype(np_dtype, copy=False), y.astype(np_dtype, copy=False)
             x_tr, x_te = x[:n_train], x[n_train:]
             y_tr, y_te = y[:n_train], y[n_train:]
             splits = list(KFold(args.folds, shuffle=True, random_state=args.seed).split(x_tr))
             print(f"  data simulated in {time.perf_counter() - t:.1f} s "
-                  f"(Y {y.nbytes / 2**30:.2f} GiB float32)", flush=True)
+                  f"(Y {y.nbytes / 2**30:.2f} GiB {args.dtype})", flush=True)
 
             # ---- 1. K-fold: ours vs himalaya
+            floor = kfold_flops(n_train, N_TEST, p, v, args.folds, len(grid)) / rate
             t_o, m_o, ours = measure(lambda: run_ours(x_tr, y_tr, x_te, grid, splits), args.repeats)
+            print(f"  FLOP floor of K-fold with refit: {floor:.2f} s at {rate / 1e9:.0f} GFLOP/s; ours "
+                  f"{t_o:.2f} s = {floor / t_o:.0%} of the floor's rate", flush=True)
             counts = np.bincount(alpha_index(ours[1], grid), minlength=len(grid))
             print(f"  ours K-fold: {t_o:.2f} s, peak +{m_o:.0f} MiB ({load()}); {np.count_nonzero(counts)} "
                   f"distinct alphas chosen, targets per alpha {counts.tolist()}", flush=True)
@@ -454,17 +519,19 @@ def main():
                 solver = "RidgeCV" if p < n_train else "KernelRidgeCV(linear)"
                 if chosen_batch is None:
                     candidates = [b for b in batches if b <= tune_v] or [min(batches)]
-                    print(f"  himalaya {solver}: choosing n_targets_batch among {candidates} on {tune_v} targets",
-                          flush=True)
-                    chosen_batch, times = tune_himalaya(backend, x, y, n_train, grid, splits, candidates, tune_v,
+                    print(f"  himalaya {solver}: choosing the backend among {list(backends)} and n_targets_batch "
+                          f"among {candidates} on {tune_v} targets", flush=True)
+                    chosen_batch, times = tune_himalaya(backends, x, y, n_train, grid, splits, candidates, tune_v,
                                                         args.repeats)
-                    notes.append(f"p={p}: himalaya {solver}, n_targets_batch = n_targets_batch_refit = "
-                                 f"{chosen_batch} (timed on {tune_v} targets: "
-                                 + ", ".join(f"{b}: {s:.2f} s" for b, s in times.items()) + ")")
+                    notes.append(f"p={p}: himalaya {solver}, fastest here: backend {chosen_batch[0]}, "
+                                 f"n_targets_batch = n_targets_batch_refit = {chosen_batch[1]} (timed on {tune_v} "
+                                 "targets: " + ", ".join(f"{k} {b}: {s:.2f} s" for (k, b), s in times.items()) + ")")
+                backend = set_backend(chosen_batch[0])
                 t_h, m_h, ref = measure(
-                    lambda: run_himalaya(backend, x_tr, y_tr, x_te, grid, splits, chosen_batch), args.repeats)
-                print(f"  himalaya {solver} (batch {chosen_batch}): {t_h:.2f} s, peak +{m_h:.0f} MiB ({load()})",
-                      flush=True)
+                    lambda: run_himalaya(backend, x_tr, y_tr, x_te, grid, splits, chosen_batch[1]), args.repeats)
+                print(f"  himalaya {solver} ({chosen_batch[0]}, batch {chosen_batch[1]}): {t_h:.2f} s, peak "
+                      f"+{m_h:.0f} MiB ({load()}); {floor / t_h:.0%} of the floor's rate", flush=True)
+                solver = f"{solver}, {chosen_batch[0]} backend"
                 res = compare("ours vs himalaya", "kfold", ours, ref, x, y, n_train, grid, splits,
                               args.check_limit, args.seed)
                 rows.append((n_train, p, v, f"{args.folds}-fold, vs himalaya {solver}", t_o, t_h, m_o, m_h, res))
@@ -531,7 +598,7 @@ def main():
     print()
     print("Times: fit (alpha selection + refit) plus prediction of the held-out rows, wall clock, best of "
           f"{args.repeats}. Peak MiB: resident memory above the level before the call (inputs excluded), "
-          "sampled every 20 ms. brainalign float32 throughout; himalaya float32 (torch CPU backend); "
+          f"sampled every 20 ms. brainalign and himalaya {args.dtype} (himalaya's backend: the fastest here); "
           "scikit-learn float64 (it upcasts). Δr: held-out Pearson r of brainalign minus the reference's, "
           "per target; 'alpha flips' are targets whose chosen alpha differs. r_f64: the held-out r of a "
           "float64 refit at the alphas that library chose (on the targets beyond 1e-4 and a random 1,000), "

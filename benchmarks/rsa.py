@@ -105,7 +105,7 @@ def main():
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--bootstrap", type=int, default=None,
                         help="bootstrap resamples B for brainalign (default 1000; --quick: 20)")
-    parser.add_argument("--method", default="spearman", choices=("spearman", "corr", "cosine"))
+    parser.add_argument("--method", default="spearman", choices=rsa.COMPARISONS)
     parser.add_argument("--reference-bootstrap", type=int, nargs="+", default=None,
                         help="resamples rsatoolbox actually runs, one value or one per --stimuli entry "
                              "(at least 2; default: B up to 200 stimuli, else 5; --quick: B up to 200 stimuli, else 2); "

@@ -2,6 +2,10 @@
 
 from importlib import metadata
 
+from .threads import use_passive_wait
+
+use_passive_wait()  # before any brainalign module imports torch: see brainalign.threads
+
 try:
     __version__ = metadata.version("brainalign")
 except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree

@@ -21,7 +21,10 @@ Threads
     BLAS/OpenMP threads are slower than on one, and far slower (10x and more,
     measured) when other processes share the cores: the threads spin waiting for
     each other. Large problems keep every thread. :func:`one_thread_if_small`
-    applies this inside a ``with`` block.
+    applies this inside a ``with`` block. Idle threads wait passively rather than spin
+    (:func:`brainalign.threads.use_passive_wait`, set when brainalign is imported),
+    so a second busy process on the machine slows a large fit down in proportion to
+    the cores it takes, not tenfold.
 """
 
 from __future__ import annotations

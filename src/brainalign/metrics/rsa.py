@@ -262,27 +262,26 @@ def permutation_null(model_rdms: np.ndarray, brain_rdms: np.ndarray, n_stimuli: 
         perms = permutations(n_stimuli, n_permutations, rng)
     positions = permuted_pairs(n_stimuli, perms)
     if method == "tau-a":
-        def one(k):
-            return tau_a(model_rdms, brain_rdms[:, positions[k]])
-    else:
-        # The embedding commutes with relabelling, so embed once and permute the entries.
-        em = _unit(embed(model_rdms, method))
-        eb = _unit(embed(brain_rdms, method))
-        if eb.shape[1] > positions.shape[1]:  # whitened embeddings carry the diagonal too
-            positions = np.concatenate([positions, positions.shape[1] + perms], axis=1)
-
-        def one(k):
-            return em @ eb[:, positions[k]].T
+        return _tau_a_permutation_null(model_rdms, brain_rdms, positions, reduce, progress)
+    # The embedding commutes with relabelling, so embed once and permute the entries;
+    # a block of permutations is one gather and one batched matrix product.
+    em = _unit(embed(model_rdms, method))
+    eb = _unit(embed(brain_rdms, method))
+    if eb.shape[1] > positions.shape[1]:  # whitened embeddings carry the diagonal too
+        positions = np.concatenate([positions, positions.shape[1] + perms], axis=1)
     if len(perms) == 0:
         return np.zeros((0,) + np.shape(reduce(np.zeros((model_rdms.shape[0], brain_rdms.shape[0])))))
     null = None
-    for k in range(len(perms)):
-        value = reduce(one(k))
-        if null is None:
-            null = np.empty((len(perms),) + np.shape(value))
-        null[k] = value
+    for part in _chunks(len(perms), max(1, int(3e8 // (8 * positions.shape[1] * eb.shape[0])))):
+        permuted = eb[:, positions[part]].transpose(1, 2, 0)  # (k, P, S)
+        block = np.matmul(em, permuted)                       # (k, L, S)
+        for k, values in zip(range(part.start, part.stop), block):
+            value = reduce(values)
+            if null is None:
+                null = np.empty((len(perms),) + np.shape(value))
+            null[k] = value
         if progress is not None:
-            progress.update(1)
+            progress.update(part.stop - part.start)
     return null
 
 
@@ -361,8 +360,10 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
     which keeps memory bounded.
 
     Spearman, Pearson and cosine run as weighted sums over the original pairs,
-    batched over resamples; tau-a and the whitened comparisons loop over
-    resamples with the resampled RDMs built as rsatoolbox builds them.
+    batched over resamples; tau-a as a weighted count of concordant pairs, compiled and
+    threaded over resamples (:mod:`brainalign.metrics.kendall`); the whitened comparisons
+    (and tau-a after an RDM transform) loop over resamples with the resampled RDMs built as
+    rsatoolbox builds them.
 
     ``transform`` (an :class:`~brainalign.metrics.rdm_transforms.RDMTransform` or its
     settings) is applied to every resampled RDM, model and brain alike, with that RDM's own
@@ -385,6 +386,8 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
     reduce = reduce or (lambda block, rows: block)
     out = np.full((n_boot,) + np.shape(reduce(np.zeros((1, n_models, n_brains)), np.zeros(1, int)))[1:], np.nan)
     index = np.flatnonzero((resample_counts(pattern_idx, n) > 0).sum(1) >= 3)
+    if method == "tau-a" and transform is None:
+        return _bootstrap_tau_a(model_rdms, brain_rdms, pattern_idx, index, out, max_bytes, progress, reduce)
     if method not in WEIGHTED:
         for k in index:
             out[k] = reduce(_resampled_compare(model_rdms, brain_rdms, pattern_idx[k], n, method, transform)[None],
@@ -428,6 +431,55 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
         if progress is not None:
             progress.update(len(rows))
     return out
+
+
+def _bootstrap_tau_a(model_rdms, brain_rdms, pattern_idx, index, out, max_bytes, progress, reduce):
+    """:func:`bootstrap_compare` for tau-a: every resample's pair weights through the compiled
+    weighted tau-a (:mod:`brainalign.metrics.kendall`), each vector sorted and ranked once."""
+    from .kendall import Weights, dense_ranks, order_of, weighted_tau_a
+
+    n_pairs = model_rdms.shape[1]
+    n = n_stimuli_of(n_pairs)
+    sorted_models = [order_of(v) for v in model_rdms]
+    brain_ranks = [dense_ranks(v) for v in brain_rdms]
+    for part in _chunks(len(index), max(1, int(max_bytes // (16 * n_pairs)))):
+        rows = index[part]
+        w = Weights(pair_weights(pattern_idx[rows], n).T)  # (b, P), laid out once for every pair
+        block = np.empty((len(rows), len(sorted_models), len(brain_ranks)))
+        for i, a_sorted in enumerate(sorted_models):
+            for j, ranks in enumerate(brain_ranks):
+                block[:, i, j] = weighted_tau_a(None, ranks, w, a_sorted=a_sorted)
+        out[rows] = reduce(block, rows)
+        if progress is not None:
+            progress.update(len(rows))
+    return out
+
+
+def _tau_a_permutation_null(model_rdms, brain_rdms, positions, reduce, progress, max_bytes: float = 3e8):
+    """:func:`permutation_null` for tau-a: the brain vectors' ranks relabelled by each
+    permutation, through the compiled tau-a; each model vector is sorted once."""
+    from .kendall import Weights, dense_ranks, order_of, weighted_tau_a
+
+    sorted_models = [order_of(v) for v in model_rdms]
+    brain_ranks = [dense_ranks(v) for v in brain_rdms]
+    once = Weights(np.ones((1, positions.shape[1]), dtype=np.int32))
+    null = None
+    for part in _chunks(len(positions), max(1, int(max_bytes // (8 * positions.shape[1] * len(brain_ranks))))):
+        block = np.empty((part.stop - part.start, len(sorted_models), len(brain_ranks)))
+        for j, ranks in enumerate(brain_ranks):
+            permuted = ranks[positions[part]]  # (k, P)
+            for i, a_sorted in enumerate(sorted_models):
+                block[:, i, j] = weighted_tau_a(None, permuted, once, a_sorted=a_sorted)
+        for k, values in zip(range(part.start, part.stop), block):
+            value = reduce(values)
+            if null is None:
+                null = np.empty((len(positions),) + np.shape(value))
+            null[k] = value
+        if progress is not None:
+            progress.update(part.stop - part.start)
+    if null is None:
+        return np.zeros((0,) + np.shape(reduce(np.zeros((model_rdms.shape[0], brain_rdms.shape[0])))))
+    return null
 
 
 def weighted_centred_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
