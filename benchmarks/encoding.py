@@ -135,6 +135,22 @@ def measure(fn, repeats: int):
     return best, peak, out
 
 
+def measure_alternating(fn_a, fn_b, repeats: int):
+    """:func:`measure` of two functions, run in turn (a, b, a, b, ...) so that a change of load
+    on the machine falls on both; returns ((time, peak, result) of a, the same of b)."""
+    best, peak, out = [float("inf")] * 2, [0.0] * 2, [None, None]
+    for _ in range(repeats):
+        for i, fn in enumerate((fn_a, fn_b)):
+            out[i] = None
+            release_memory()
+            with PeakRSS() as mem:
+                t = time.perf_counter()
+                out[i] = fn()
+                best[i] = min(best[i], time.perf_counter() - t)
+            peak[i] = max(peak[i], mem.above)
+    return (best[0], peak[0], out[0]), (best[1], peak[1], out[1])
+
+
 def pearson(pred: np.ndarray, y: np.ndarray, chunk: int = 20_000) -> np.ndarray:
     """Pearson r per column, in float64, a chunk of columns at a time."""
     out = np.empty(y.shape[1])
@@ -507,42 +523,50 @@ def main():
             print(f"  data simulated in {time.perf_counter() - t:.1f} s "
                   f"(Y {y.nbytes / 2**30:.2f} GiB {args.dtype})", flush=True)
 
-            # ---- 1. K-fold: ours vs himalaya
+            # ---- 1. K-fold: ours vs himalaya (its fastest backend and batch, chosen first), in turn
             floor = kfold_flops(n_train, N_TEST, p, v, args.folds, len(grid)) / rate
-            t_o, m_o, ours = measure(lambda: run_ours(x_tr, y_tr, x_te, grid, splits), args.repeats)
-            print(f"  FLOP floor of K-fold with refit: {floor:.2f} s at {rate / 1e9:.0f} GFLOP/s; ours "
-                  f"{t_o:.2f} s = {floor / t_o:.0%} of the floor's rate", flush=True)
-            counts = np.bincount(alpha_index(ours[1], grid), minlength=len(grid))
-            print(f"  ours K-fold: {t_o:.2f} s, peak +{m_o:.0f} MiB ({load()}); {np.count_nonzero(counts)} "
-                  f"distinct alphas chosen, targets per alpha {counts.tolist()}", flush=True)
-            if not args.skip_himalaya:
-                solver = "RidgeCV" if p < n_train else "KernelRidgeCV(linear)"
-                if chosen_batch is None:
-                    candidates = [b for b in batches if b <= tune_v] or [min(batches)]
-                    print(f"  himalaya {solver}: choosing the backend among {list(backends)} and n_targets_batch "
-                          f"among {candidates} on {tune_v} targets", flush=True)
-                    chosen_batch, times = tune_himalaya(backends, x, y, n_train, grid, splits, candidates, tune_v,
-                                                        args.repeats)
-                    notes.append(f"p={p}: himalaya {solver}, fastest here: backend {chosen_batch[0]}, "
-                                 f"n_targets_batch = n_targets_batch_refit = {chosen_batch[1]} (timed on {tune_v} "
-                                 "targets: " + ", ".join(f"{k} {b}: {s:.2f} s" for (k, b), s in times.items()) + ")")
+            solver = "RidgeCV" if p < n_train else "KernelRidgeCV(linear)"
+            if not args.skip_himalaya and chosen_batch is None:
+                candidates = [b for b in batches if b <= tune_v] or [min(batches)]
+                print(f"  himalaya {solver}: choosing the backend among {list(backends)} and n_targets_batch "
+                      f"among {candidates} on {tune_v} targets", flush=True)
+                chosen_batch, times = tune_himalaya(backends, x, y, n_train, grid, splits, candidates, tune_v,
+                                                    args.repeats)
+                notes.append(f"p={p}: himalaya {solver}, fastest here: backend {chosen_batch[0]}, "
+                             f"n_targets_batch = n_targets_batch_refit = {chosen_batch[1]} (timed on {tune_v} "
+                             "targets: " + ", ".join(f"{k} {b}: {s:.2f} s" for (k, b), s in times.items()) + ")")
+
+            def ours_kfold():
+                return run_ours(x_tr, y_tr, x_te, grid, splits)
+
+            if args.skip_himalaya:
+                t_o, m_o, ours = measure(ours_kfold, args.repeats)
+            else:
                 backend = set_backend(chosen_batch[0])
-                t_h, m_h, ref = measure(
-                    lambda: run_himalaya(backend, x_tr, y_tr, x_te, grid, splits, chosen_batch[1]), args.repeats)
-                print(f"  himalaya {solver} ({chosen_batch[0]}, batch {chosen_batch[1]}): {t_h:.2f} s, peak "
-                      f"+{m_h:.0f} MiB ({load()}); {floor / t_h:.0%} of the floor's rate", flush=True)
-                solver = f"{solver}, {chosen_batch[0]} backend"
+                (t_o, m_o, ours), (t_h, m_h, ref) = measure_alternating(
+                    ours_kfold, lambda: run_himalaya(backend, x_tr, y_tr, x_te, grid, splits, chosen_batch[1]),
+                    args.repeats)
+            print(f"  FLOP floor of K-fold with refit: {floor:.2f} s at {rate / 1e9:.0f} GFLOP/s", flush=True)
+            counts = np.bincount(alpha_index(ours[1], grid), minlength=len(grid))
+            print(f"  ours K-fold: {t_o:.2f} s = {floor / t_o:.0%} of the floor's rate, peak +{m_o:.0f} MiB "
+                  f"({load()}); {np.count_nonzero(counts)} distinct alphas chosen, targets per alpha "
+                  f"{counts.tolist()}", flush=True)
+            if not args.skip_himalaya:
+                print(f"  himalaya {solver} ({chosen_batch[0]}, batch {chosen_batch[1]}): {t_h:.2f} s = "
+                      f"{floor / t_h:.0%} of the floor's rate, peak +{m_h:.0f} MiB ({load()})", flush=True)
                 res = compare("ours vs himalaya", "kfold", ours, ref, x, y, n_train, grid, splits,
                               args.check_limit, args.seed)
-                rows.append((n_train, p, v, f"{args.folds}-fold, vs himalaya {solver}", t_o, t_h, m_o, m_h, res))
+                rows.append((n_train, p, v, f"{args.folds}-fold, vs himalaya {solver}, {chosen_batch[0]} backend",
+                             t_o, t_h, m_o, m_h, res))
                 print("  row: " + table_row(*rows[-1]), flush=True)
                 del ref
             del ours
             gc.collect()
 
             # ---- 2. LOO: ours vs scikit-learn
-            t_o, m_o, ours = measure(lambda: run_ours(x_tr, y_tr, x_te, grid, "loo"), args.repeats)
-            print(f"  ours LOO: {t_o:.2f} s, peak +{m_o:.0f} MiB ({load()})", flush=True)
+            def ours_loo():
+                return run_ours(x_tr, y_tr, x_te, grid, "loo")
+
             skip, estimate = None, None
             if sklearn_last is not None:
                 # time and memory grow linearly in V: extrapolate from the previous size
@@ -566,10 +590,14 @@ def main():
             if skip:
                 print(f"  scikit-learn skipped ({skip})", flush=True)
                 notes.append(f"p={p}, V={v}: scikit-learn not run ({skip})")
+                t_o, m_o, ours = measure(ours_loo, args.repeats)
+                print(f"  ours LOO: {t_o:.2f} s, peak +{m_o:.0f} MiB ({load()})", flush=True)
                 rows.append((n_train, p, v, "LOO, vs scikit-learn RidgeCV", t_o, estimate, m_o, None, None))
                 print("  row: " + table_row(*rows[-1]), flush=True)
             else:
-                t_s, m_s, ref = measure(lambda: run_sklearn(x_tr, y_tr, x_te, grid, chunks), args.repeats)
+                (t_o, m_o, ours), (t_s, m_s, ref) = measure_alternating(
+                    ours_loo, lambda: run_sklearn(x_tr, y_tr, x_te, grid, chunks), args.repeats)
+                print(f"  ours LOO: {t_o:.2f} s, peak +{m_o:.0f} MiB ({load()})", flush=True)
                 sklearn_last = (v, t_s, m_s * chunks)
                 sliced = f" in {chunks} target slices" if chunks > 1 else ""
                 print(f"  scikit-learn RidgeCV(alpha_per_target=True){sliced}: {t_s:.2f} s, peak +{m_s:.0f} MiB "
@@ -597,7 +625,7 @@ def main():
         print(table_row(*row))
     print()
     print("Times: fit (alpha selection + refit) plus prediction of the held-out rows, wall clock, best of "
-          f"{args.repeats}. Peak MiB: resident memory above the level before the call (inputs excluded), "
+          f"{args.repeats}, brainalign and the reference run in turn. Peak MiB: resident memory above the level before the call (inputs excluded), "
           f"sampled every 20 ms. brainalign and himalaya {args.dtype} (himalaya's backend: the fastest here); "
           "scikit-learn float64 (it upcasts). Δr: held-out Pearson r of brainalign minus the reference's, "
           "per target; 'alpha flips' are targets whose chosen alpha differs. r_f64: the held-out r of a "
