@@ -141,6 +141,10 @@ def main():
         idx = replayed_indices(n, n_boot, args.seed)
         print(f"{n} stimuli ({n_pairs} pairs), {args.layers} layers x {args.subjects} subjects, "
               f"{args.method}, B = {n_boot}", flush=True)
+        t = time.perf_counter()
+        rsa.bootstrap_evaluations(model[:1], brain[:1], args.method, pattern_idx=idx[:2])
+        print(f"  brainalign warm-up (imports, compiled kernels loaded from numba's cache): "
+              f"{time.perf_counter() - t:.2f} s, once per process, not in the time below", flush=True)
         with tqdm(total=n_boot, desc=f"brainalign {n} stimuli", file=sys.stdout, mininterval=2) as bar:
             t = time.perf_counter()
             ours = rsa.bootstrap_evaluations(model, brain, args.method, pattern_idx=idx, progress=bar)
