@@ -40,6 +40,27 @@ def _svd(x: torch.Tensor):
     return u, s, vh
 
 
+#: largest condition number for which a float64 SVD may go through the eigenvectors of X'X
+GRAM_SVD_COND = 1e4
+
+
+def _fast_svd(x: torch.Tensor):
+    """The thin SVD, through the eigendecomposition of X'X when X is float64, tall and
+    well-conditioned (cond(X) <= :data:`GRAM_SVD_COND`): a p x p eigh and two products
+    instead of LAPACK's bidiagonalisation (0.21 s against 0.55 s at 1,600 x 1,024, and less
+    hurt by a busy second core). U = X V / s then carries a relative error of about
+    eps * cond^2 <= 2e-8 in its weakest direction, whose weight in a ridge prediction is
+    s / (s^2 + alpha); otherwise LAPACK's SVD. For the K-fold scores and refits; the
+    leave-one-out leverages keep the SVD."""
+    if x.dtype == torch.float64 and x.shape[0] >= x.shape[1]:
+        lam, v = torch.linalg.eigh(x.T @ x)
+        if lam[0] > 0 and lam[-1] <= GRAM_SVD_COND ** 2 * lam[0]:
+            s = lam.flip(0).sqrt()
+            v = v.flip(1)
+            return (x @ v) / s, s, v.T
+    return _svd(x)
+
+
 def _use_gram(x: torch.Tensor) -> bool:
     """Tall float64 problems go through the eigenvectors of X'X (p x p): n p^2 + p^3 operations
     instead of LAPACK's thin SVD (about 4x faster at n = 7,400, p = 581); squaring the condition
@@ -113,7 +134,7 @@ def _refit(x: torch.Tensor, y: torch.Tensor, alphas: torch.Tensor, fit_intercept
             vtxy = v.T @ (xc.T @ (y[:, b] - y_mean[b]))
             coef[:, b] = v @ (vtxy / (lam[:, None] + alphas[None, b]))
         return coef, y_mean - x_mean @ coef
-    u, s, vh = _svd(xc)
+    u, s, vh = _fast_svd(xc)
     for b in _batches(y.shape[1], 2 * len(s) + x.shape[0], y.element_size(), batch):
         uty = u.T @ (y[:, b] - y_mean[b])
         shrink = s[:, None] / (s[:, None] ** 2 + alphas[None, b])
@@ -175,7 +196,7 @@ def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
                 total[:, b] -= ((y_val[None] - pred) ** 2).sum(1).double() / len(val)
             continue
         else:
-            u, s, vh = _svd(x_train)
+            u, s, vh = _fast_svd(x_train)
             a = x_val @ vh.T                                        # (val, rank)
             shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])  # (alpha, rank)
         n_val, n_train, rank = len(val), len(train), u.shape[1]
