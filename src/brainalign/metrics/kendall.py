@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from scipy.stats import rankdata
 
 
 @njit(cache=True, nogil=True)
@@ -108,8 +109,8 @@ def order_of(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dense_ranks(vector: np.ndarray) -> np.ndarray:
-    """1-based dense ranks of ``vector`` (equal values share a rank)."""
-    return np.unique(vector, return_inverse=True)[1].reshape(-1).astype(np.int64) + 1
+    """1-based dense ranks of ``vector`` (equal values share a rank), as int64."""
+    return rankdata(vector, method="dense").astype(np.int64)
 
 
 class Weights:

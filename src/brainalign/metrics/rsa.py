@@ -170,8 +170,9 @@ def _unit(e: np.ndarray) -> np.ndarray:
 
 def _dense_ranks(vector: np.ndarray) -> tuple[np.ndarray, int]:
     """1-based dense ranks (intp) of ``vector`` and its number of tied pairs."""
-    _, inverse, counts = np.unique(vector, return_inverse=True, return_counts=True)
-    return inverse.astype(np.intp) + 1, int((counts * (counts - 1) // 2).sum())
+    ranks = rankdata(vector, method="dense").astype(np.intp)
+    counts = np.bincount(ranks)
+    return ranks, int((counts * (counts - 1) // 2).sum())
 
 
 def tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -261,28 +262,33 @@ def permutation_null(model_rdms: np.ndarray, brain_rdms: np.ndarray, n_stimuli: 
     if perms is None:
         perms = permutations(n_stimuli, n_permutations, rng)
     positions = permuted_pairs(n_stimuli, perms)
+    if len(perms) == 0:
+        return np.zeros((0,) + np.shape(reduce(np.zeros((model_rdms.shape[0], brain_rdms.shape[0])))))
     if method == "tau-a":
-        return _tau_a_permutation_null(model_rdms, brain_rdms, positions, reduce, progress)
-    # The embedding commutes with relabelling, so embed once and permute the entries;
-    # a block of permutations is one gather and one batched matrix product.
+        blocks = _tau_a_permutation_blocks(model_rdms, brain_rdms, positions)
+    else:
+        blocks = _permutation_blocks(model_rdms, brain_rdms, method, positions, perms)
+    null = None
+    for part, block in blocks:  # (k, L, S) per block of permutations
+        values = [reduce(v) for v in block]
+        if null is None:
+            null = np.empty((len(perms),) + np.shape(values[0]))
+        null[part] = values
+        if progress is not None:
+            progress.update(part.stop - part.start)
+    return null
+
+
+def _permutation_blocks(model_rdms, brain_rdms, method, positions, perms, max_bytes: float = 3e8):
+    """Blocks of the null for comparisons with an embedding: it commutes with relabelling, so
+    embed once and permute the entries; a block is one gather and one batched product."""
     em = _unit(embed(model_rdms, method))
     eb = _unit(embed(brain_rdms, method))
     if eb.shape[1] > positions.shape[1]:  # whitened embeddings carry the diagonal too
         positions = np.concatenate([positions, positions.shape[1] + perms], axis=1)
-    if len(perms) == 0:
-        return np.zeros((0,) + np.shape(reduce(np.zeros((model_rdms.shape[0], brain_rdms.shape[0])))))
-    null = None
-    for part in _chunks(len(perms), max(1, int(3e8 // (8 * positions.shape[1] * eb.shape[0])))):
+    for part in _chunks(len(perms), max(1, int(max_bytes // (8 * positions.shape[1] * eb.shape[0])))):
         permuted = eb[:, positions[part]].transpose(1, 2, 0)  # (k, P, S)
-        block = np.matmul(em, permuted)                       # (k, L, S)
-        for k, values in zip(range(part.start, part.stop), block):
-            value = reduce(values)
-            if null is None:
-                null = np.empty((len(perms),) + np.shape(value))
-            null[k] = value
-        if progress is not None:
-            progress.update(part.stop - part.start)
-    return null
+        yield part, np.matmul(em, permuted)                   # (k, L, S)
 
 
 # --------------------------------------------------------------------- bootstrap
@@ -455,31 +461,21 @@ def _bootstrap_tau_a(model_rdms, brain_rdms, pattern_idx, index, out, max_bytes,
     return out
 
 
-def _tau_a_permutation_null(model_rdms, brain_rdms, positions, reduce, progress, max_bytes: float = 3e8):
-    """:func:`permutation_null` for tau-a: the brain vectors' ranks relabelled by each
-    permutation, through the compiled tau-a; each model vector is sorted once."""
+def _tau_a_permutation_blocks(model_rdms, brain_rdms, positions, max_bytes: float = 3e8):
+    """Blocks of the tau-a null: the brain vectors' ranks relabelled by each permutation,
+    through the compiled tau-a; each model vector is sorted once."""
     from .kendall import Weights, dense_ranks, order_of, weighted_tau_a
 
     sorted_models = [order_of(v) for v in model_rdms]
     brain_ranks = [dense_ranks(v) for v in brain_rdms]
     once = Weights(np.ones((1, positions.shape[1]), dtype=np.int32))
-    null = None
     for part in _chunks(len(positions), max(1, int(max_bytes // (8 * positions.shape[1] * len(brain_ranks))))):
         block = np.empty((part.stop - part.start, len(sorted_models), len(brain_ranks)))
         for j, ranks in enumerate(brain_ranks):
             permuted = ranks[positions[part]]  # (k, P)
             for i, a_sorted in enumerate(sorted_models):
                 block[:, i, j] = weighted_tau_a(None, permuted, once, a_sorted=a_sorted)
-        for k, values in zip(range(part.start, part.stop), block):
-            value = reduce(values)
-            if null is None:
-                null = np.empty((len(positions),) + np.shape(value))
-            null[k] = value
-        if progress is not None:
-            progress.update(part.stop - part.start)
-    if null is None:
-        return np.zeros((0,) + np.shape(reduce(np.zeros((model_rdms.shape[0], brain_rdms.shape[0])))))
-    return null
+        yield part, block
 
 
 def weighted_centred_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
