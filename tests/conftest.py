@@ -18,6 +18,23 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# The tests that share a session-scoped workflow run, heaviest first. Under pytest-xdist
+# (`make test` runs `-n 2 --dist loadgroup`) each such group stays on one worker, so the run
+# is made once; every other test file is a group of its own, so its module fixtures are too.
+SHARED_RUNS = ("default_run", "reduced_run")
+
+
+def pytest_collection_modifyitems(config, items):
+    def group(item):
+        shared = [name for name in SHARED_RUNS if name in item.fixturenames]
+        return shared[0] if shared else item.nodeid.split("::")[0]
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    # Start the long shared runs first so that the other worker's files fill in beside them.
+    items.sort(key=lambda item: (SHARED_RUNS.index(group(item)) if group(item) in SHARED_RUNS
+                                 else len(SHARED_RUNS)))
+
 
 def copy_workflow(dest: Path) -> Path:
     """A user's checkout in ``dest``: workflow/, scripts/, config/, envs/, profiles/."""
