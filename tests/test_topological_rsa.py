@@ -213,7 +213,7 @@ def test_weighted_quantiles_equal_quantiles_of_the_resampled_rdm():
 
 @pytest.mark.parametrize("kind, lower, upper", [("geotopological", 0.1, 0.8), ("geotopological", 0.3, 0.35),
                                                 ("geodesic", 0.0, 0.6), ("geodesic", 0.05, 0.9)])
-@pytest.mark.parametrize("method", ["spearman", "corr", "cosine", "tau-a", "corr_cov"])
+@pytest.mark.parametrize("method", ["spearman", "corr", "cosine", "tau-a", "corr_cov", "cosine_cov"])
 def test_bootstrap_transforms_each_resampled_rdm(kind, lower, upper, method):
     """Each resample equals rsatoolbox's comparison of the resampled RDMs (drawn stimuli with
     their duplicates, self-pairs left out) transformed with their own quantiles."""

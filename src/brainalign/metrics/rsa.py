@@ -35,6 +35,7 @@ COMPARISONS = ("spearman", "tau-a", "corr", "cosine", "corr_cov", "cosine_cov")
 ALIASES = {"pearson": "corr", "kendall_tau_a": "tau-a", "whitened_corr": "corr_cov",
            "whitened_cosine": "cosine_cov"}
 WEIGHTED = ("spearman", "corr", "cosine")  # comparisons with an exact weighted bootstrap
+WHITENED = ("corr_cov", "cosine_cov")
 
 
 def comparison_name(method: str) -> str:
@@ -367,9 +368,10 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
 
     Spearman, Pearson and cosine run as weighted sums over the original pairs,
     batched over resamples; tau-a as a weighted count of concordant pairs, compiled and
-    threaded over resamples (:mod:`brainalign.metrics.kendall`); the whitened comparisons
-    (and tau-a after an RDM transform) loop over resamples with the resampled RDMs built as
-    rsatoolbox builds them.
+    threaded over resamples (:mod:`brainalign.metrics.kendall`); the whitened comparisons as
+    count-weighted sums over stimuli and pairs with one small solve per resample
+    (:func:`_bootstrap_whitened`). Only tau-a after an RDM transform loops over resamples, with
+    the resampled RDMs built as rsatoolbox builds them.
 
     ``transform`` (an :class:`~brainalign.metrics.rdm_transforms.RDMTransform` or its
     settings) is applied to every resampled RDM, model and brain alike, with that RDM's own
@@ -394,6 +396,9 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
     index = np.flatnonzero((resample_counts(pattern_idx, n) > 0).sum(1) >= 3)
     if method == "tau-a" and transform is None:
         return _bootstrap_tau_a(model_rdms, brain_rdms, pattern_idx, index, out, max_bytes, progress, reduce)
+    if method in WHITENED:
+        return _bootstrap_whitened(model_rdms, brain_rdms, method, pattern_idx, index, out, transform,
+                                   max_bytes, progress, reduce)
     if method not in WEIGHTED:
         for k in index:
             out[k] = reduce(_resampled_compare(model_rdms, brain_rdms, pattern_idx[k], n, method, transform)[None],
@@ -532,6 +537,77 @@ def _bootstrap_transformed(model_rdms, brain_rdms, method, pattern_idx, index, o
         na = ((a * a) * w[:, None, :]).sum(-1)
         nb = ((b * b) * w[:, None, :]).sum(-1)
         out[rows] = reduce(num / np.sqrt(na[:, :, None] * nb[:, None, :]), rows)
+        if progress is not None:
+            progress.update(len(rows))
+    return out
+
+
+def _bootstrap_whitened(model_rdms, brain_rdms, method, pattern_idx, index, out, transform, max_bytes,
+                        progress, reduce):
+    """:func:`bootstrap_compare` for the whitened comparisons, batched over resamples.
+
+    rsatoolbox whitens a resampled RDM over its n drawn positions: with the self-pairs of
+    repeated stimuli missing, the RDM's second-moment vector is projected off the span of
+    the position indicators (the double centring with missing values), with normal matrix
+    ``M = I + B'B / 2`` for B the pair-position incidence of the kept pairs. Copies of one
+    stimulus are exchangeable, so the projection is constant over them and everything
+    reduces to the n original stimuli weighted by their counts c: ``M = diag(1 + (n - 2c)/2)
+    + 1 c'/2`` (one small solve per resample), and the inner product of two whitened
+    vectors is a sum of count-weighted terms over stimuli and pairs. Equal to rsatoolbox's
+    ``cosine_cov`` / ``corr_cov`` of each resampled RDM (the tests check it to 1e-10).
+    """
+    n_models, n_pairs = model_rdms.shape
+    n = n_stimuli_of(n_pairs)
+    iu = np.triu_indices(n, k=1)
+    raw = np.concatenate([model_rdms, brain_rdms])  # (R, P)
+    n_rdm = raw.shape[0]
+    per_sample = 8 * (n_rdm * (4 * n + (n_pairs + n * n if transform is not None else 0)) + 3 * n * n + n_pairs)
+    for part in _chunks(len(index), max(1, int(max_bytes // per_sample))):
+        rows = index[part]
+        c = resample_counts(pattern_idx[rows], n).astype(np.float64)  # (b, n)
+        w = c[:, iu[0]] * c[:, iu[1]]  # (b, P): position pairs of distinct stimuli
+        total = w.sum(-1)  # (b,)
+        if transform is None:
+            square = np.zeros((n_rdm, n, n))
+            square[:, iu[0], iu[1]] = square[:, iu[1], iu[0]] = raw
+            g = (square.reshape(-1, n) @ c.T).reshape(n_rdm, n, -1).transpose(2, 0, 1)  # (b, R, n)
+            sums = w @ raw.T  # (b, R)
+            squares = w @ (raw * raw).T
+            cross = np.stack([(raw[:n_models] * raw[n_models + s]) @ w.T for s in range(len(brain_rdms))],
+                             axis=-1).transpose(1, 0, 2)  # (b, L, S)
+        else:
+            v = np.concatenate([transform.resampled(model_rdms, c), transform.resampled(brain_rdms, c)], axis=1)
+            square = np.zeros(v.shape[:2] + (n, n))
+            square[..., iu[0], iu[1]] = square[..., iu[1], iu[0]] = v
+            g = np.matmul(square, c[:, None, :, None])[..., 0]
+            weighted = v * w[:, None, :]
+            sums = weighted.sum(-1)
+            squares = (weighted * v).sum(-1)
+            cross = np.matmul(weighted[:, :n_models], v[:, n_models:].transpose(0, 2, 1))
+        if method == "corr_cov":  # centre each RDM on its mean over the resample's pairs
+            mean = sums / total[:, None]
+            g -= mean[:, :, None] * (n - c)[:, None, :]
+            cross -= total[:, None, None] * mean[:, :n_models, None] * mean[:, None, n_models:]
+            squares -= total[:, None] * mean * mean
+        normal = 0.5 * np.broadcast_to(c[:, None, :], (len(rows), n, n)).copy()
+        normal[:, np.arange(n), np.arange(n)] += 1 + (n - 2 * c) / 2
+        u = np.linalg.solve(normal, -0.5 * g.transpose(0, 2, 1)).transpose(0, 2, 1)  # (b, R, n)
+
+        def inner(g_a, u_a, g_b, u_b, cross_ab, pairs):
+            """Inner products of whitened vectors: pairs of (R_a, R_b) or elementwise."""
+            dot = (lambda x, y: np.matmul(x, y.transpose(0, 2, 1))) if pairs else (lambda x, y: (x * y).sum(-1))
+            cu_a, cu_b = (c[:, None, :] * u_a), (c[:, None, :] * u_b)
+            sum_a, sum_b = cu_a.sum(-1), cu_b.sum(-1)
+            outer = sum_a[:, :, None] * sum_b[:, None, :] if pairs else sum_a * sum_b
+            pair_part = (cross_ab + dot(c[:, None, :] * g_a, u_b) + dot(cu_a, g_b)
+                         + dot(cu_a * (n - 2 * c)[:, None, :], u_b) + outer) / 4
+            return 2 * pair_part + dot(cu_a, u_b)
+
+        g_m, g_b, u_m, u_b = g[:, :n_models], g[:, n_models:], u[:, :n_models], u[:, n_models:]
+        num = inner(g_m, u_m, g_b, u_b, cross, True)
+        norm_m = inner(g_m, u_m, g_m, u_m, squares[:, :n_models], False)
+        norm_b = inner(g_b, u_b, g_b, u_b, squares[:, n_models:], False)
+        out[rows] = reduce(num / np.sqrt(norm_m[:, :, None] * norm_b[:, None, :]), rows)
         if progress is not None:
             progress.update(len(rows))
     return out
