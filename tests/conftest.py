@@ -4,6 +4,7 @@ suite pays for them once."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,21 +20,33 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # The tests that share a session-scoped workflow run, heaviest first. Under pytest-xdist
-# (`make test` runs `-n 2 --dist loadgroup`) each such group stays on one worker, so the run
-# is made once; every other test file is a group of its own, so its module fixtures are too.
+# (`make test` runs `-n 2`) every test file is one unit of work, as with `--dist loadfile`,
+# except that the files using one of these runs form a single unit, so the run is made once.
 SHARED_RUNS = ("default_run", "reduced_run")
 
 
-def pytest_collection_modifyitems(config, items):
-    def group(item):
-        shared = [name for name in SHARED_RUNS if name in item.fixturenames]
-        return shared[0] if shared else item.nodeid.split("::")[0]
+def _file_group(path: str) -> str:
+    text = (ROOT / path).read_text() if (ROOT / path).is_file() else ""
+    shared = [name for name in SHARED_RUNS if re.search(rf"\b{name}\b", text)]
+    return shared[0] if shared else path
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scope scheduler, with scopes from :func:`_file_group` (its own ``loadgroup``
+    rewrites a node attribute that pytest 9.2 no longer has)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _file_group(nodeid.split("::")[0])
+
+    return SharedRunScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
     # Start the long shared runs first so that the other worker's files fill in beside them.
-    items.sort(key=lambda item: (SHARED_RUNS.index(group(item)) if group(item) in SHARED_RUNS
-                                 else len(SHARED_RUNS)))
+    rank = {name: i for i, name in enumerate(SHARED_RUNS)}
+    items.sort(key=lambda item: rank.get(_file_group(item.nodeid.split("::")[0]), len(SHARED_RUNS)))
 
 
 def copy_workflow(dest: Path) -> Path:
