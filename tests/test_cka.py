@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.metrics import cka
+from brainalign.metrics import cka, similarity, stats
 
 
 def hsic_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -107,6 +107,19 @@ def test_permutation_null_zero_permutations_shape():
     grams_b = cka.centered_gram(rng.standard_normal((2, 12, 4)))
     null = cka.permutation_null(grams_a, grams_b, 0, np.random.default_rng(0))
     assert null.shape == (0, 3, 2)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize("max_bytes", [1.0, 2.5e8])  # one permutation per block, or all in one
+def test_batched_permutation_null_equals_one_permutation_at_a_time(debiased, max_bytes):
+    rng = np.random.default_rng(12)
+    grams_a = cka.centered_gram(rng.standard_normal((3, 15, 6)))
+    grams_b = cka.centered_gram(rng.standard_normal((4, 15, 5)))
+    null = cka.permutation_null(grams_a, grams_b, 9, np.random.default_rng(3), debiased=debiased,
+                                max_bytes=max_bytes)
+    perms = stats.permutations(15, 9, np.random.default_rng(3))
+    expected = np.stack([similarity.cka_matrix(grams_a, grams_b[:, p][:, :, p], debiased=debiased) for p in perms])
+    np.testing.assert_allclose(null, expected, rtol=0, atol=1e-12)
 
 
 def test_permutation_null_matches_brute_force():

@@ -465,3 +465,28 @@ def test_unbiased_hsic_and_debiased_cka_match_repsim(kernel):
     assert sim.cka_matrix(grams[:1], grams[1:], debiased=True)[0, 0] == pytest.approx(debiased_ref, abs=1e-8)
     if kernel == "linear":
         assert sim.pairwise("debiased_cka", [x], [y])[0, 0] == pytest.approx(debiased_ref, abs=1e-8)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_matrix_with_batch_dims_pairs_within_each_batch(debiased):
+    rng = np.random.default_rng(31)
+    k = sim.gram(rng.standard_normal((5, 3, 12, 4))).double().numpy()  # (batch, A, n, n)
+    l = sim.gram(rng.standard_normal((5, 2, 12, 6))).double().numpy()  # (batch, B, n, n)
+    out = sim.cka_matrix(k, l, debiased=debiased)
+    assert out.shape == (5, 3, 2)
+    expected = np.stack([sim.cka_matrix(k[i], l[i], debiased=debiased) for i in range(5)])
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("measure", ["linear_cka", "debiased_cka"])
+def test_cka_subsamples_in_blocks_equal_one_subsample_at_a_time(measure):
+    from brainalign.jobs import geometry
+    from brainalign.metrics import stats
+
+    rng = np.random.default_rng(32)
+    xs = [rng.standard_normal((30, 7)) for _ in range(3)]
+    ys = [rng.standard_normal((30, 5)) for _ in range(2)]
+    indices = stats.subsample_indices(30, 11, np.random.default_rng(4))
+    out = geometry._subsamples(measure, xs, ys, {}, indices)
+    expected = np.stack([sim.pairwise(measure, [x[b] for x in xs], [y[b] for y in ys]) for b in indices])
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)

@@ -98,8 +98,16 @@ def _subsamples(measure, xs, ys, settings, indices) -> np.ndarray:
     if measure in ("linear_cka", "debiased_cka"):  # a linear Gram restricted to rows is the rows' Gram
         kx, ky = _grams(measure, xs, settings), _grams(measure, ys, settings)
         debiased = GRAM_MEASURES[measure][1]
-        return np.stack([similarity.cka_matrix(kx[:, b][:, :, b], ky[:, b][:, :, b], debiased=debiased)
-                         for b in tqdm(indices, desc=f"{measure} subsamples", unit="sample")])
+        m = indices.shape[1]
+        out = np.empty((len(indices), len(xs), len(ys)))
+        chunk = max(1, int(2.5e8 // (8 * m * m * (len(xs) + len(ys)))))
+        with tqdm(total=len(indices), desc=f"{measure} subsamples", unit="sample") as bar:
+            for start in range(0, len(indices), chunk):  # a block of subsamples in one batched call
+                b = indices[start:start + chunk, :, None], indices[start:start + chunk, None, :]
+                out[start:start + chunk] = similarity.cka_matrix(kx[:, b[0], b[1]].swapaxes(0, 1),
+                                                                 ky[:, b[0], b[1]].swapaxes(0, 1), debiased=debiased)
+                bar.update(len(b[0]))
+        return out
     return np.stack([similarity.pairwise(measure, [x[b] for x in xs], [y[b] for y in ys], **options)
                      for b in tqdm(indices, desc=f"{measure} subsamples", unit="sample")])
 

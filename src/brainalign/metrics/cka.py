@@ -29,12 +29,20 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def permutation_null(model_grams: np.ndarray, brain_grams: np.ndarray, n_permutations: int,
-                     rng: np.random.Generator, debiased: bool = False) -> np.ndarray:
+                     rng: np.random.Generator, debiased: bool = False, max_bytes: float = 2.5e8) -> np.ndarray:
     """CKA (linear, RBF or, with ``debiased``, the unbiased estimator) under shuffled stimulus
     labels: (n_permutations, A, B). One permutation (drawn as :func:`stats.permutations` draws
-    them) reorders rows and columns of every brain Gram matrix."""
+    them) reorders rows and columns of every brain Gram matrix; a block of permutations is one
+    gather and one :func:`~brainalign.metrics.similarity.cka_matrix` call against every
+    permuted brain Gram at once."""
     perms = stats.permutations(brain_grams.shape[-1], n_permutations, rng)
-    if not len(perms):
-        return np.zeros((0, model_grams.shape[0], brain_grams.shape[0]))
-    return np.stack([similarity.cka_matrix(model_grams, brain_grams[:, p][:, :, p], debiased=debiased)
-                     for p in perms])
+    n_models, (n_brains, n, _) = model_grams.shape[0], brain_grams.shape
+    out = np.zeros((len(perms), n_models, n_brains))
+    chunk = max(1, int(max_bytes // (8 * n * n * n_brains)))
+    for start in range(0, len(perms), chunk):
+        p = perms[start:start + chunk]
+        permuted = brain_grams[:, p[:, :, None], p[:, None, :]]  # (B, k, n, n)
+        block = similarity.cka_matrix(model_grams, permuted.transpose(1, 0, 2, 3).reshape(-1, n, n),
+                                      debiased=debiased)
+        out[start:start + len(p)] = block.reshape(n_models, len(p), n_brains).transpose(1, 0, 2)
+    return out

@@ -194,23 +194,23 @@ def _unbiased_parts(k: torch.Tensor):
     flattened Grams, diagonals, row sums and grand sums of K with its diagonal zeroed."""
     diag = torch.diagonal(k, dim1=-2, dim2=-1)
     rows = k.sum(-1) - diag
-    return k.reshape(k.shape[0], -1), diag, rows, rows.sum(-1)
+    return k.reshape(*k.shape[:-2], -1), diag, rows, rows.sum(-1)
 
 
 def _unbiased_combine(pk, pl, n: int, cross: bool) -> torch.Tensor:
     """Song et al. 2012, eq. 5 (K~, L~: diagonals zeroed):
     [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3)).
-    ``cross``: all (A, B) pairs; else elementwise (A == B)."""
+    ``cross``: all (A, B) pairs (within each batch of leading dims); else elementwise (A == B)."""
     kf, kd, ks, kt = pk
     lf, ld, ls, lt = pl
     if cross:
-        tr = kf @ lf.T - kd @ ld.T
-        sums = kt[:, None] * lt[None, :]
-        mixed = ks @ ls.T
+        tr = kf @ lf.mT - kd @ ld.mT
+        sums = kt[..., :, None] * lt[..., None, :]
+        mixed = ks @ ls.mT
     else:
-        tr = torch.einsum("ai,ai->a", kf, lf) - torch.einsum("ai,ai->a", kd, ld)
+        tr = torch.einsum("...i,...i->...", kf, lf) - torch.einsum("...i,...i->...", kd, ld)
         sums = kt * lt
-        mixed = torch.einsum("ai,ai->a", ks, ls)
+        mixed = torch.einsum("...i,...i->...", ks, ls)
     return (tr + sums / ((n - 1) * (n - 2)) - 2.0 * mixed / (n - 2)) / (n * (n - 3))
 
 
@@ -235,15 +235,22 @@ def hsic_unbiased(k, l) -> torch.Tensor:
 
 
 def cka_matrix(k, l, debiased=False) -> np.ndarray:
-    """CKA between every uncentred Gram in ``k`` (A, n, n) and in ``l`` (B, n, n) -> (A, B).
+    """CKA between every uncentred Gram in ``k`` (A, n, n) and in ``l`` (B, n, n) -> (A, B);
+    with leading batch dims, ``k`` (..., A, n, n) and ``l`` (..., B, n, n) -> (..., A, B), the
+    pairs taken within each batch (for example one subsample of stimuli per batch).
 
     ``debiased=False``: <HKH, HLH>_F / (||HKH||_F ||HLH||_F) (Kornblith et al. 2019).
     ``debiased=True``: HSIC_u(K, L) / sqrt(HSIC_u(K, K) HSIC_u(L, L)) with Song's unbiased
     estimator (Nguyen et al. 2021; Kornblith et al. 2019, appendix); can be slightly
     negative, and is NaN if a self-HSIC estimate is not positive.
     """
-    k, _ = _batched(_float_tensor(k))
-    l, _ = _batched(_like(l, k))
+    k = _float_tensor(k)
+    k = k[None] if k.ndim == 2 else k
+    l = _like(l, k)
+    l = l[None] if l.ndim == 2 else l
+    if k.shape[-1] != k.shape[-2] or l.shape[-1] != l.shape[-2] or k.ndim != l.ndim:
+        raise ValueError(f"expected Gram matrices (..., A, n, n) and (..., B, n, n), got shapes "
+                         f"{tuple(k.shape)} and {tuple(l.shape)}")
     if k.shape[-1] != l.shape[-1]:
         raise ValueError(f"Gram sizes differ: {k.shape[-1]} vs {l.shape[-1]}")
     kc, lc = center_gram(k), center_gram(l)
@@ -256,11 +263,11 @@ def cka_matrix(k, l, debiased=False) -> np.ndarray:
         kk = _unbiased_combine(pk, pk, n, cross=False)
         ll = _unbiased_combine(pl, pl, n, cross=False)
     else:
-        kf, lf = kc.reshape(kc.shape[0], -1), lc.reshape(lc.shape[0], -1)
-        num = kf @ lf.T
+        kf, lf = kc.reshape(*kc.shape[:-2], -1), lc.reshape(*lc.shape[:-2], -1)
+        num = kf @ lf.mT
         kk = torch.linalg.vector_norm(kf, dim=-1) ** 2
         ll = torch.linalg.vector_norm(lf, dim=-1) ** 2
-    return (num / torch.sqrt(kk[:, None] * ll[None, :])).double().cpu().numpy()
+    return (num / torch.sqrt(kk[..., :, None] * ll[..., None, :])).double().cpu().numpy()
 
 
 def _cka_from_feature_stats(xty_sq, x_stats, y_stats, n: int, debiased: bool):
