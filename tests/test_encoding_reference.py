@@ -251,3 +251,29 @@ def test_banded_job_partitions_two_planted_bands():
     np.testing.assert_allclose(out["r2_joint"], out["unique"].sum("band") + out["shared"], atol=1e-12)
     gamma_a = out["gamma"].sel(band="a").values
     assert np.median(gamma_a[out["target_roi"].values == "from_a"]) > 0.6
+
+
+@pytest.mark.parametrize("n,p,intercept,dtype,leverage", [
+    (150, 40, True, torch.float64, "even"), (150, 40, False, torch.float64, "outliers"),
+    (60, 200, True, torch.float64, "even"), (300, 80, True, torch.float32, "outliers")])
+def test_loo_bounds_contain_every_exact_score(n, p, intercept, dtype, leverage):
+    """The pruning is exact only if each alpha's exact score lies within its bounds: checked on
+    every alpha and target, with rows of even leverage and with a few high-leverage rows."""
+    rng = np.random.default_rng(50 + n)
+    x = rng.standard_normal((n, p)) / np.sqrt(np.arange(1, p + 1))
+    if leverage == "outliers":
+        x[:5] *= 8
+    tau = 10.0 ** (-rng.uniform(-1.5, 6.5, 300) / 2)
+    y = x @ (rng.standard_normal((p, 300)) * tau) + rng.standard_normal((n, 300))
+    alphas = torch.as_tensor(ALPHAS, dtype=dtype)
+    loo = ridge._LeaveOneOut(torch.as_tensor(x, dtype=dtype), alphas, intercept)
+    yt = torch.as_tensor(y, dtype=dtype)
+    yc = yt - yt.mean(0) if intercept else yt
+    lower, upper = loo.bounds(yc, loo.u.T @ yc)
+    ref = SklearnRidgeCV(alphas=ALPHAS, alpha_per_target=True, fit_intercept=intercept,
+                         store_cv_results=True).fit(x, y)
+    exact = ref.cv_results_.sum(0).T  # (alpha, target): sums of squared LOO residuals
+    tolerance = 1e-4 * exact if dtype == torch.float32 else 1e-9 * exact
+    assert (lower.numpy() <= exact + tolerance).all()
+    assert (upper.numpy() >= exact - tolerance).all()
+    assert (lower.numpy() < upper.numpy()).all()
