@@ -277,3 +277,31 @@ def test_loo_bounds_contain_every_exact_score(n, p, intercept, dtype, leverage):
     assert (lower.numpy() <= exact + tolerance).all()
     assert (upper.numpy() >= exact - tolerance).all()
     assert (lower.numpy() < upper.numpy()).all()
+
+
+@pytest.mark.parametrize("n,p,dtype", [(150, 40, torch.float64), (400, 60, torch.float64),
+                                       (60, 200, torch.float64), (300, 80, torch.float32)],
+                         ids=["svd", "gram", "kernel", "float32"])
+def test_kfold_scores_computed_are_exact_and_pruned_alphas_cannot_win(n, p, dtype):
+    """K-fold scores against scikit-learn's Ridge fitted on every fold at every alpha: each
+    score we compute equals the brute force, and each alpha we skip scores below the best."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(60 + n)
+    x, y, _, _ = _data(rng, n, p, 120)
+    splits = list(KFold(5, shuffle=True, random_state=7).split(x))
+    brute = np.zeros((len(ALPHAS), y.shape[1]))
+    for train, val in splits:
+        for k, alpha in enumerate(ALPHAS):
+            pred = Ridge(alpha=alpha).fit(x[train], y[train]).predict(x[val])
+            brute[k] -= ((y[val] - pred) ** 2).mean(0) / len(splits)
+    scores = ridge._kfold_scores(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype),
+                                 torch.as_tensor(ALPHAS, dtype=dtype), splits, True, None).numpy()
+    computed = np.isfinite(scores)
+    assert 0 < computed.sum() < computed.size * 0.6  # most alphas are pruned
+    rtol = 1e-4 if dtype == torch.float32 else 1e-9
+    np.testing.assert_allclose(scores[computed], brute[computed], rtol=rtol)
+    best = np.where(computed, scores, -np.inf).max(0)
+    assert (brute[~computed] < np.broadcast_to(best, brute.shape)[~computed] + rtol * np.abs(best).max()).all()
+    if dtype == torch.float64:
+        np.testing.assert_array_equal(np.nanargmax(scores, 0), brute.argmax(0))

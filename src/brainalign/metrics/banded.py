@@ -264,8 +264,8 @@ def banded_ridge_cv(xs, y, alphas, gammas, cv, *, fit_intercept: bool = True, dt
             chosen = scores.gather(0, arg[None])[0]
             score_i = chosen
         else:
-            scores = _kfold_scores(z, y, a, cv, fit_intercept, batch)
-            arg = (scores + tie_break).argmax(0)
+            scores = _kfold_scores(z, y, a, cv, fit_intercept, batch)  # NaN: cannot win (not computed)
+            arg = torch.nan_to_num(scores + tie_break, nan=-torch.inf).argmax(0)
             chosen = scores.gather(0, arg[None])[0]
             score_i = chosen + tie_break[arg, 0]           # himalaya compares with the slope included
         cv_scores[i] = chosen.cpu().numpy()

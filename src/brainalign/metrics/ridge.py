@@ -167,57 +167,122 @@ def ridge(x, y, alpha, *, fit_intercept: bool = True, dtype=torch.float64, devic
         return _fit(x, y, alphas, fit_intercept, batch)
 
 
-def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
-    """Sum over folds of the validation negative MSE, (alpha, target)."""
-    n_alphas, n_targets = len(alphas), y.shape[1]
-    total = torch.zeros((n_alphas, n_targets), dtype=torch.float64, device=x.device)
-    for train, val in splits:
-        train = torch.as_tensor(np.asarray(train), device=x.device)
-        val = torch.as_tensor(np.asarray(val), device=x.device)
-        x_train, x_val = x[train], x[val]
+#: leading singular directions of each fold's validation map that the K-fold bounds keep exactly
+KFOLD_BOUND_RANK = 32
+
+
+class _Fold:
+    """One K-fold split's factorisation: validation predictions are ``(a * shrink[alpha]) @ w``
+    with ``w = project(y_train)`` (rank, target). Three forms, by shape and dtype: the SVD of
+    X_train (U'y), the eigenvectors of X'X for tall float64 folds (V'X'y), the kernel's
+    eigenvectors for wide ones (as himalaya's KernelRidgeCV). Also the leading singular
+    directions of ``a`` for the bounds of :func:`_kfold_scores`."""
+
+    def __init__(self, x, train, val, alphas, fit_intercept):
+        self.train = torch.as_tensor(np.asarray(train), device=x.device)
+        self.val = torch.as_tensor(np.asarray(val), device=x.device)
+        x_train, x_val = x[self.train], x[self.val]
         if fit_intercept:
             mean = x_train.mean(0)
             x_train, x_val = x_train - mean, x_val - mean
+        self.fit_intercept = fit_intercept
         if x_train.shape[1] > x_train.shape[0]:  # wide: the kernel's eigenvectors, as himalaya's KernelRidgeCV
             u, lam = _kernel_eigh(x_train)
-            a = (x_val @ x_train.T) @ u                             # (val, train) = X_val V S
-            shrink = 1.0 / (lam[None, :] + alphas[:, None])         # so a * shrink = X_val V S / (S^2 + alpha)
+            self.a = (x_val @ x_train.T) @ u                        # (val, train) = X_val V S
+            self.shrink = 1.0 / (lam[None, :] + alphas[:, None])    # so a * shrink = X_val V S / (S^2 + alpha)
+            self.project = lambda y_train: u.T @ y_train
         elif _use_gram(x_train):  # U'y = S^-1 V'X'y, so predictions = X_val V diag(1 / (s^2 + alpha)) V'X'y
             lam, v = _gram_eigh(x_train)
-            a = x_val @ v
-            shrink = 1.0 / (lam[None, :] + alphas[:, None])
-            for b in _batches(n_targets, n_alphas * len(val) + len(train), y.element_size(), batch):
-                y_b = y[:, b]
-                y_train, y_val = y_b[train], y_b[val]
-                if fit_intercept:
-                    mean = y_train.mean(0)
-                    y_train, y_val = y_train - mean, y_val - mean
-                pred = (a[None] * shrink[:, None, :]) @ (v.T @ (x_train.T @ y_train))
-                total[:, b] -= ((y_val[None] - pred) ** 2).sum(1).double() / len(val)
-            continue
+            self.a = x_val @ v
+            self.shrink = 1.0 / (lam[None, :] + alphas[:, None])
+            self.project = lambda y_train: v.T @ (x_train.T @ y_train)
         else:
             u, s, vh = _fast_svd(x_train)
-            a = x_val @ vh.T                                        # (val, rank)
-            shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])  # (alpha, rank)
-        n_val, n_train, rank = len(val), len(train), u.shape[1]
-        # predictions = (a * shrink) @ U' @ y_train: contract U' y first when rank is small
-        through_rank = rank * n_train + n_alphas * n_val * rank < n_alphas * n_val * n_train
-        if not through_rank:
-            resolution = (a[None] * shrink[:, None, :]) @ u.T       # (alpha, val, train)
-        else:
-            scaled = a[None] * shrink[:, None, :]                   # (alpha, val, rank)
-        for b in _batches(n_targets, n_alphas * n_val + n_train, y.element_size(), batch):
-            y_b = y[:, b]
-            y_train, y_val = y_b[train], y_b[val]
-            if fit_intercept:
-                mean = y_train.mean(0)
-                y_train, y_val = y_train - mean, y_val - mean
-            if through_rank:
-                pred = scaled @ (u.T @ y_train)
-            else:
-                pred = resolution @ y_train
-            total[:, b] -= ((y_val[None] - pred) ** 2).sum(1).double() / n_val
-    return total / len(splits)
+            self.a = x_val @ vh.T                                   # (val, rank)
+            self.shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])
+            self.project = lambda y_train: u.T @ y_train
+        _, sig, qh = torch.linalg.svd(self.a.double(), full_matrices=False)
+        m = min(KFOLD_BOUND_RANK, len(sig) - 1)
+        self.top = sig[:m] ** 2                                     # exact part of |a z|^2
+        self.tail = sig[m] ** 2                                     # bound on the rest, per unit of |z|^2
+        self.directions = (qh[:m][None] * self.shrink.double()[:, None, :]).reshape(-1, qh.shape[1])
+
+    def targets(self, y_b):
+        y_train, y_val = y_b[self.train], y_b[self.val]
+        if self.fit_intercept:
+            mean = y_train.mean(0)
+            y_train, y_val = y_train - mean, y_val - mean
+        return y_train, y_val
+
+    def bounds(self, w, y_val):
+        """Bounds (alpha, target) on the validation sum of squared errors, and their float
+        margin: |y - a z|^2 = |y|^2 - 2 (a'y).z + |a z|^2, z = shrink * w, the last one exact
+        along the leading singular directions of a and bounded by the next singular value."""
+        n_alphas, m = self.shrink.shape[0], len(self.top)
+        w64 = w.double()
+        yy = (y_val.double() ** 2).sum(0)
+        cz = self.shrink.double() @ ((self.a.T @ y_val).double() * w64)
+        zz = (self.shrink.double() ** 2) @ (w64 ** 2)
+        qz2 = ((self.directions @ w64) ** 2).reshape(n_alphas, m, -1)
+        top = (self.top[None, :, None] * qz2).sum(1)
+        rest = (zz - qz2.sum(1)).clamp_min(0)
+        lower = yy - 2 * cz + top
+        return lower, lower + self.tail * rest, yy + 2 * cz.abs() + top + self.tail * rest
+
+    def sse(self, k, w, y_val):
+        """Exact validation sum of squared errors of alpha ``k`` for the targets of ``w``."""
+        pred = (self.a * self.shrink[k]) @ w
+        return ((y_val - pred) ** 2).sum(0).double()
+
+
+def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
+    """Fold-averaged validation negative MSE, (alpha, target); NaN where an alpha cannot win.
+
+    As :class:`_LeaveOneOut` does for leave-one-out: every alpha's score is bounded cheaply
+    (:meth:`_Fold.bounds`, summed over folds), the alpha with the best midpoint is scored
+    exactly, and then only the alphas whose lower bound beats that score (by more than a float
+    margin and the 1e-10 log(alpha) tie-break of :func:`ridge_cv`). The exact scores are the
+    validation predictions of every fold, as himalaya computes them.
+    """
+    n_alphas, n_targets = len(alphas), y.shape[1]
+    folds = [_Fold(x, train, val, alphas, fit_intercept) for train, val in splits]
+    rank = max(f.a.shape[1] for f in folds)
+    slack = 64 * torch.finfo(x.dtype).eps * max(x.shape[0], rank)
+    log_alpha = torch.log(alphas.double())
+    tie = 1e-10 * float(log_alpha.max() - log_alpha.min()) * len(folds)
+    scores = torch.full((n_alphas, n_targets), float("nan"), dtype=torch.float64, device=x.device)
+    per_target = len(folds) * (rank + 2 * n_alphas * KFOLD_BOUND_RANK) + x.shape[0]
+    for b in _batches(n_targets, per_target, y.element_size(), batch):
+        y_b = y[:, b]
+        lower = torch.zeros((n_alphas, y_b.shape[1]), dtype=torch.float64, device=x.device)
+        upper, margin, parts = torch.zeros_like(lower), torch.zeros_like(lower), []
+        for fold in folds:
+            y_train, y_val = fold.targets(y_b)
+            w = fold.project(y_train)
+            low, high, size = fold.bounds(w, y_val)
+            lower += low / len(fold.val)
+            upper += high / len(fold.val)
+            margin += slack * size / len(fold.val)
+            parts.append((w, y_val))
+        mse = torch.full_like(lower, float("nan"))
+
+        def exact(k, cols):
+            mse[k, cols] = sum(f.sse(k, w[:, cols], y_val[:, cols]) / len(f.val) for f, (w, y_val) in zip(folds, parts))
+
+        first = (lower + upper).argmin(0)
+        for k in range(n_alphas):
+            cols = torch.nonzero(first == k).flatten()
+            if len(cols):
+                exact(k, cols)
+        best = mse.gather(0, first[None])[0]
+        candidate = lower - margin <= best[None] + tie
+        candidate[first, torch.arange(len(first), device=first.device)] = False
+        for k in range(n_alphas):
+            cols = torch.nonzero(candidate[k]).flatten()
+            if len(cols):
+                exact(k, cols)
+        scores[:, b] = -mse / len(folds)
+    return scores
 
 
 class _LeaveOneOut:
@@ -408,7 +473,7 @@ def _ridge_cv(x, y, a, grid, cv, fit_intercept, batch) -> RidgeFit:
     else:
         scores = _kfold_scores(x, y, a, list(cv), fit_intercept, batch)
         tie_break = torch.as_tensor(np.log(grid) * 1e-10, device=device)[:, None]
-        best = (scores + tie_break).argmax(0)
+        best = torch.nan_to_num(scores + tie_break, nan=-torch.inf).argmax(0)
         fit = _fit(x, y, a[best], fit_intercept, batch)
     fit.alphas, fit.cv_scores = grid[best.cpu().numpy()], scores.cpu().numpy()
     return fit
