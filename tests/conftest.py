@@ -23,6 +23,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # (`make test` runs `-n 2`) every test file is one unit of work, as with `--dist loadfile`,
 # except that the files using one of these runs form a single unit, so the run is made once.
 SHARED_RUNS = ("default_run", "reduced_run")
+# Then the slowest single files, longest first (minutes each), so that no long file starts last
+# and the SLURM test's waiting overlaps the other worker's work. The rest follow in file order.
+SLOW_FILES = ("tests/test_slurm.py", "tests/test_kriegeskorte92.py", "tests/test_naturalstories_workflow.py",
+              "tests/test_words_context.py", "tests/test_inside_workflow.py", "tests/test_reading_times_planted.py",
+              "tests/test_story_planted.py", "tests/test_metric_plugin.py")
 
 
 def _file_group(path: str) -> str:
@@ -40,13 +45,15 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             return _file_group(nodeid.split("::")[0])
 
+    config.option.loadscopereorder = False  # keep the order below, not xdist's (most tests first)
     return SharedRunScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    # Start the long shared runs first so that the other worker's files fill in beside them.
-    rank = {name: i for i, name in enumerate(SHARED_RUNS)}
-    items.sort(key=lambda item: rank.get(_file_group(item.nodeid.split("::")[0]), len(SHARED_RUNS)))
+    # Longest first: the shared runs, then the slow files; each worker takes the next when free.
+    first = SHARED_RUNS + SLOW_FILES
+    rank = {name: i for i, name in enumerate(first)}
+    items.sort(key=lambda item: rank.get(_file_group(item.nodeid.split("::")[0]), len(first)))
 
 
 def copy_workflow(dest: Path) -> Path:
