@@ -44,17 +44,22 @@ def _svd(x: torch.Tensor):
 GRAM_SVD_COND = 1e4
 
 
-def _fast_svd(x: torch.Tensor):
+#: the same for the leave-one-out leverages, which carry U's error unshrunk: 1e3 keeps it below 2e-10
+LOO_GRAM_SVD_COND = 1e3
+
+
+def _fast_svd(x: torch.Tensor, max_cond: float = GRAM_SVD_COND):
     """The thin SVD, through the eigendecomposition of X'X when X is float64, tall and
     well-conditioned (cond(X) <= :data:`GRAM_SVD_COND`): a p x p eigh and two products
     instead of LAPACK's bidiagonalisation (0.21 s against 0.55 s at 1,600 x 1,024, and less
     hurt by a busy second core). U = X V / s then carries a relative error of about
     eps * cond^2 <= 2e-8 in its weakest direction, whose weight in a ridge prediction is
     s / (s^2 + alpha); otherwise LAPACK's SVD. For the K-fold scores and refits; the
-    leave-one-out leverages keep the SVD."""
+    leave-one-out leverages, sums of U's squared entries, use ``max_cond`` =
+    :data:`LOO_GRAM_SVD_COND`."""
     if x.dtype == torch.float64 and x.shape[0] >= x.shape[1]:
         lam, v = torch.linalg.eigh(x.T @ x)
-        if lam[0] > 0 and lam[-1] <= GRAM_SVD_COND ** 2 * lam[0]:
+        if lam[0] > 0 and lam[-1] <= max_cond ** 2 * lam[0]:
             s = lam.flip(0).sqrt()
             v = v.flip(1)
             return (x @ v) / s, s, v.T
@@ -241,9 +246,9 @@ class _Fold:
         return lower, lower + self.tail * rest, yy + 2 * cz.abs() + top + self.tail * rest
 
     def sse(self, k, w, y_val):
-        """Exact validation sum of squared errors of alpha ``k`` for the targets of ``w``."""
-        pred = (self.a * self.shrink[k]) @ w
-        return ((y_val - pred) ** 2).sum(0).double()
+        """Exact validation sum of squared errors of alpha ``k[t]`` for each target t of ``w``."""
+        resid = torch.addmm(y_val, self.a, self.shrink[k].T * w, alpha=-1)
+        return resid.square_().sum(0).double()
 
 
 def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
@@ -277,23 +282,32 @@ def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
             parts.append((w, y_val))
         mse = torch.full_like(lower, float("nan"))
 
-        def exact(k, cols):
-            mse[k, cols] = sum(f.sse(k, w[:, cols], y_val[:, cols]) / len(f.val) for f, (w, y_val) in zip(folds, parts))
+        def exact(choice):
+            cols = torch.nonzero(choice >= 0).flatten()
+            if len(cols) == len(choice):
+                mse[choice, cols] = sum(f.sse(choice, w, y_val) / len(f.val) for f, (w, y_val) in zip(folds, parts))
+            elif len(cols):
+                k = choice[cols]
+                mse[k, cols] = sum(f.sse(k, w[:, cols], y_val[:, cols]) / len(f.val)
+                                   for f, (w, y_val) in zip(folds, parts))
 
         first = (lower + upper).argmin(0)
-        for k in range(n_alphas):
-            cols = torch.nonzero(first == k).flatten()
-            if len(cols):
-                exact(k, cols)
+        exact(first)
         best = mse.gather(0, first[None])[0]
         candidate = lower - margin <= best[None] + tie
         candidate[first, torch.arange(len(first), device=first.device)] = False
-        for k in range(n_alphas):
-            cols = torch.nonzero(candidate[k]).flatten()
-            if len(cols):
-                exact(k, cols)
+        _score_rounds(candidate, exact)
         scores[:, b] = -mse / len(folds)
     return scores
+
+
+def _score_rounds(candidate: torch.Tensor, exact) -> None:
+    """Call ``exact(choice)`` once per round, ``choice`` (target,) holding each target's next
+    candidate alpha (rows of ``candidate`` (alpha, target)) or -1, until none is left."""
+    rank = candidate.cumsum(0) * candidate
+    for j in range(1, int(rank.max()) + 1 if rank.numel() else 1):
+        hit = rank == j
+        exact(torch.where(hit.any(0), hit.to(torch.uint8).argmax(0), -1))
 
 
 class _LeaveOneOut:
@@ -326,7 +340,7 @@ class _LeaveOneOut:
             complement = torch.zeros(n, dtype=x.dtype, device=x.device)
             self.xc = x
         else:
-            u, s, vh = _svd(x)
+            u, s, vh = _fast_svd(x, LOO_GRAM_SVD_COND)
             s2 = s ** 2
             keep = s > s.max() * max(x.shape) * torch.finfo(x.dtype).eps
             self.s, self.vh = s[keep], vh[keep]
@@ -390,29 +404,34 @@ class _LeaveOneOut:
             outside_part = torch.addmm(y_b, u, uty, alpha=-1)
         scores = torch.full((len(self.alphas), y_b.shape[1]), float("nan"), dtype=torch.float64, device=y_b.device)
 
-        def exact(k, cols):
+        def exact(choice):
+            """Exact scores of one alpha per target (``choice`` (target,), -1 for none), all in
+            one product: the targets' shrinkage factors are gathered, not looped over."""
+            cols = torch.nonzero(choice >= 0).flatten()
+            if not len(cols):
+                return
+            every = len(cols) == len(choice)
+            k = choice if every else choice[cols]
+            pick = (lambda a: a) if every else (lambda a: a[:, cols])
             if outside_part is not None:
-                resid = torch.addmm(outside_part[:, cols], u, gap[k, :, None] * uty[:, cols])
+                resid = torch.addmm(pick(outside_part), u, gap[k].T * pick(uty))
             elif self.wide:
-                resid = u @ (gap[k, :, None] * uty[:, cols])
+                resid = u @ (gap[k].T * pick(uty))
             else:
-                resid = torch.addmm(y_b[:, cols], u, (1 - gap[k, :, None]) * uty[:, cols], alpha=-1)
-            scores[k, cols] = -(self.weight[:, k] @ resid.square_()).double() / self.n
+                resid = torch.addmm(pick(y_b), u, (1 - gap[k]).T * pick(uty), alpha=-1)
+            # every alpha's weights against the squares (alphas x n x targets: cheap), each target's own kept
+            weighted = self.weight_t.to(resid.dtype) @ resid.square_()
+            scores[k, cols] = -weighted.gather(0, k[None])[0].double() / self.n
 
         # first the alpha with the best midpoint of its bounds: its exact score is a far tighter
-        # upper bound on the best than any bound; then the alphas whose lower bound beats it
+        # upper bound on the best than any bound; then, round by round, the alphas whose lower
+        # bound beats it (round j scores each target's j-th such alpha)
         first = (lower + upper).argmin(0)
-        for k in range(len(self.alphas)):
-            cols = torch.nonzero(first == k).flatten()
-            if len(cols):
-                exact(k, cols)
+        exact(first)
         best = -scores.gather(0, first[None])[0] * self.n  # a sum of squares, as the bounds
         candidate = lower <= best[None] + margin
         candidate[first, torch.arange(len(first), device=first.device)] = False
-        for k in range(len(self.alphas)):
-            cols = torch.nonzero(candidate[k]).flatten()
-            if len(cols):
-                exact(k, cols)
+        _score_rounds(candidate, exact)
         return scores, uty
 
     def weights(self, uty: torch.Tensor, alpha_t: torch.Tensor) -> torch.Tensor:
