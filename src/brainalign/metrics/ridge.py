@@ -5,14 +5,17 @@ training data and refits on all of it, the way himalaya's ``RidgeCV`` does
 (K-fold: fold-averaged negative MSE, ties broken towards larger alphas) or the way
 scikit-learn's ``RidgeCV(alpha_per_target=True)`` does (``cv="loo"``: exact
 efficient leave-one-out). Both references are matched number for number in the
-tests; the speed comes from three things:
+tests; the speed comes from four things:
 
 - one SVD per fold, shared by every alpha and every target;
 - per fold, the cheaper of two factorisations of the validation predictions
   (through the n_val x n_train "resolution" matrix, himalaya's way, or through
   U'Y when the rank is below the training size);
 - the refit never forms a (alpha, feature, target) weight stack: it scales U'Y by
-  each target's own shrinkage factors and multiplies once.
+  each target's own shrinkage factors and multiplies once;
+- only the alphas that can win are scored exactly: cheap bounds on every alpha's
+  score rule out the rest (:func:`_kfold_scores`, :class:`_LeaveOneOut`), which are NaN
+  in ``cv_scores``.
 
 Targets are processed in batches so memory stays bounded. Arrays may be numpy or
 torch; ``device`` picks the GPU when there is one (``"auto"``).
