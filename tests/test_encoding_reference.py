@@ -305,3 +305,23 @@ def test_kfold_scores_computed_are_exact_and_pruned_alphas_cannot_win(n, p, dtyp
     assert (brute[~computed] < np.broadcast_to(best, brute.shape)[~computed] + rtol * np.abs(best).max()).all()
     if dtype == torch.float64:
         np.testing.assert_array_equal(np.nanargmax(scores, 0), brute.argmax(0))
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_kfold_and_loo_with_one_or_two_features(p):
+    """Fewer features than the K-fold bounds' 32 directions (a single baseline predictor, say)."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(70 + p)
+    x = rng.standard_normal((50, p))
+    y = x @ rng.standard_normal((p, 30)) * np.logspace(-2, 0.5, 30) + rng.standard_normal((50, 30))
+    splits = list(KFold(5, shuffle=True, random_state=1).split(x))
+    brute = np.zeros((len(ALPHAS), 30))
+    for train, val in splits:
+        for k, alpha in enumerate(ALPHAS):
+            brute[k] -= ((y[val] - Ridge(alpha=alpha).fit(x[train], y[train]).predict(x[val])) ** 2).mean(0)
+    brute += np.log(ALPHAS)[:, None] * 1e-10 * len(splits)  # ridge_cv's tie-break: larger alphas
+    kfold = ridge.ridge_cv(x, y, ALPHAS, splits, dtype=torch.float64, device="cpu")
+    np.testing.assert_array_equal(kfold.alphas, ALPHAS[brute.argmax(0)])
+    loo = ridge.ridge_cv(x, y, ALPHAS, "loo", dtype=torch.float64, device="cpu")
+    np.testing.assert_array_equal(loo.alphas, SklearnRidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(x, y).alpha_)

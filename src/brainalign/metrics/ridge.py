@@ -242,7 +242,7 @@ class _Fold:
         yy = (y_val.double() ** 2).sum(0)
         cz = self.shrink.double() @ ((self.a.T @ y_val).double() * w64)
         zz = (self.shrink.double() ** 2) @ (w64 ** 2)
-        qz2 = ((self.directions @ w64) ** 2).reshape(n_alphas, m, -1)
+        qz2 = ((self.directions @ w64) ** 2).reshape(n_alphas, m, w.shape[1])
         top = (self.top[None, :, None] * qz2).sum(1)
         rest = (zz - qz2.sum(1)).clamp_min(0)
         lower = yy - 2 * cz + top
