@@ -19,7 +19,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 import warnings
 
 import brainalign  # noqa: F401  (first: its thread policy, as in a user's run)
@@ -82,8 +81,9 @@ class Busy:
     """One CPU-bound process (a Python busy loop) for the duration of the block."""
 
     def __enter__(self):
-        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        time.sleep(0.5)
+        self.process = subprocess.Popen([sys.executable, "-u", "-c", "print(flush=True)\nwhile True: pass"],
+                                        stdout=subprocess.PIPE)
+        self.process.stdout.readline()  # its interpreter is up and the loop starts now, not mid-start-up
         return self
 
     def __exit__(self, *exc):
