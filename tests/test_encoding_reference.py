@@ -269,7 +269,8 @@ def test_loo_bounds_contain_every_exact_score(n, p, intercept, dtype, leverage):
     loo = ridge._LeaveOneOut(torch.as_tensor(x, dtype=dtype), alphas, intercept)
     yt = torch.as_tensor(y, dtype=dtype)
     yc = yt - yt.mean(0) if intercept else yt
-    lower, upper = loo.bounds(yc, loo.u.T @ yc)
+    y2 = yc.double() ** 2
+    lower, upper = loo.bounds(y2, y2.sum(0), loo.u.T @ yc)
     ref = SklearnRidgeCV(alphas=ALPHAS, alpha_per_target=True, fit_intercept=intercept,
                          store_cv_results=True).fit(x, y)
     exact = ref.cv_results_.sum(0).T  # (alpha, target): sums of squared LOO residuals

@@ -359,33 +359,34 @@ class _LeaveOneOut:
         self.w_low, self.w_high = self.weight.min(0).values.double(), self.weight.max(0).values.double()
         self.w_mid, self.w_half = (self.w_high + self.w_low)[:, None] / 2, (self.w_high - self.w_low)[:, None] / 2
         self.weight_t = self.weight.double().T.contiguous()                              # (alpha, n)
-        self.deviation_t = (self.weight_t - self.w_mid).abs()
+        # the weights and their distance from the midpoint, stacked: (2 alpha, n)
+        self.weight_deviation_t = torch.cat([self.weight_t, (self.weight_t - self.w_mid).abs()])
         self.slack = _float_slack(x.dtype, max(n, len(s2)))
 
     def per_target(self, y: torch.Tensor) -> int:
         """Elements of scratch space per target (for the batch size)."""
         return 2 * self.n + len(self.s2)
 
-    def bounds(self, y_b: torch.Tensor, uty: torch.Tensor):
+    def bounds(self, y2: torch.Tensor, total: torch.Tensor, uty: torch.Tensor):
         """Lower and upper bounds (alpha, target) on each alpha's sum of weighted squared
         leave-one-out residuals, from O(rank + n) work per target and alpha: the weights lie in
         [w_low, w_high], so the sum lies within those times the residual sum of squares (tight
         where the leverages are even: large alphas); and a bound that is tight where the fit is
-        small. The lower bound is widened by a float tolerance. ``y_b`` centred targets."""
-        gap = self.gap
-        total = (y_b.double() ** 2).sum(0)
-        outside = (total - (uty.double() ** 2).sum(0)).clamp_min(0)    # part of y outside span(U)
+        small. The lower bound is widened by a float tolerance. ``y2`` the centred targets'
+        squares (float64), ``total`` their column sums."""
+        gap = self.gap.double()
         uty2 = uty.double() ** 2
-        rss = outside + (gap.double() ** 2) @ uty2
+        outside = (total - uty2.sum(0)).clamp_min(0)    # part of y outside span(U)
+        rss = outside + (gap ** 2) @ uty2
         # Second bounds, tight where the fit is small (large alphas: p = U diag(f) U'y, f = 1 - gap):
         # sum_i w_i (y_i - p_i)^2 = sum_i w_i y_i^2 - 2 sum_i w_i y_i p_i + sum_i w_i p_i^2, the first
         # exact (one product with the weights), the others w_mid (y.p, |p|^2) up to, by Cauchy-Schwarz with
         # d_i = |w_i - w_mid| <= w_half, 2 sqrt(sum_i d_i y_i^2) sqrt(w_half) |p| + w_half |p|^2
-        fit = 1 - gap.double()
+        fit = 1 - gap
         yp, pp = fit @ uty2, (fit ** 2) @ uty2
-        y2 = y_b.double() ** 2
-        centre = self.weight_t @ y2 - 2 * self.w_mid * yp + self.w_mid * pp
-        spread = 2 * (self.deviation_t @ y2 * self.w_half).sqrt() * pp.sqrt() + self.w_half * pp
+        weighted, deviation = (self.weight_deviation_t @ y2).split(len(self.alphas))  # one pass over y2
+        centre = weighted - 2 * self.w_mid * yp + self.w_mid * pp
+        spread = 2 * (deviation * self.w_half).sqrt() * pp.sqrt() + self.w_half * pp
         lower = torch.maximum(self.w_low[:, None] * rss, centre - spread) - self.slack * self.w_high[:, None] * total
         upper = torch.minimum(self.w_high[:, None] * rss, centre + spread)
         return lower, upper
@@ -397,8 +398,10 @@ class _LeaveOneOut:
         if self.fit_intercept:
             y_b = y_b - y_b.mean(0)
         uty = u.T @ y_b
-        total = (y_b.double() ** 2).sum(0)
-        lower, upper = self.bounds(y_b, uty)
+        y2 = y_b.double() ** 2
+        total = y2.sum(0)
+        lower, upper = self.bounds(y2, total, uty)
+        del y2
         margin = self.slack * self.w_high[:, None] * total
         # residual = (y - U U'y) + U diag(alpha / (s^2 + alpha)) U'y has no cancellation at small
         # alphas; float64 affords y - U diag(s^2 / (s^2 + alpha)) U'y and saves one n x rank product
