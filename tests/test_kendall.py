@@ -45,3 +45,28 @@ def test_fewer_than_two_weighted_entries_is_nan():
     a, b = np.arange(5.0), np.arange(5.0)[::-1]
     out = kendall.weighted_tau_a(a, kendall.dense_ranks(b), np.array([[0, 0, 1, 0, 0], [1, 1, 0, 0, 0]]))
     assert np.isnan(out[0]) and out[1] == -1.0
+
+
+@pytest.mark.parametrize("form", ["bootstrap", "permutations"])
+def test_tau_a_grid_on_a_pool_of_threads_equals_each_pair_alone(form):
+    """The pool over pairs (each pair's samples on one thread) gives each pair's own values exactly."""
+    import numba
+
+    rng = np.random.default_rng(9)
+    a_list = [rng.standard_normal(120) for _ in range(3)]
+    b_list = [np.round(rng.standard_normal(120) * 3) for _ in range(4)]
+    sorted_a = [kendall.order_of(a) for a in a_list]
+    if form == "bootstrap":
+        weights = kendall.Weights(rng.integers(0, 3, (37, 120)))
+        b_ranks = [kendall.dense_ranks(b) for b in b_list]
+    else:
+        weights = None
+        perms = np.stack([rng.permutation(120) for _ in range(37)])
+        b_ranks = [kendall.dense_ranks(b)[perms] for b in b_list]
+    numba.set_num_threads(2)
+    grid = kendall.tau_a_grid(sorted_a, b_ranks, weights)  # 12 pairs: on the pool
+    assert grid.shape == (37, 3, 4)
+    for i, a in enumerate(a_list):
+        for j in range(4):
+            np.testing.assert_array_equal(grid[:, i, j], kendall.weighted_tau_a(a, b_ranks[j], weights))
+    assert np.ptp(grid) > 0

@@ -15,11 +15,12 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REDUCED_CONFIG, reduced_checkout, run_snakemake
+from conftest import REDUCED_CONFIG, reduced_checkout
 
 pytestmark = pytest.mark.slow
 
 RUN = [sys.executable, "-m", "brainalign.cli", "run", "--configfile", REDUCED_CONFIG]
+ONE_CORE = [*RUN, "--cores", "1"]
 REPORT = [sys.executable, "-m", "brainalign.cli", "report", "--configfile", REDUCED_CONFIG]
 
 
@@ -49,14 +50,6 @@ def assert_identical(a: Path, b: Path, at_least: int = 100) -> None:
         if not same:
             differ.append(key)
     assert not differ, f"{len(differ)} of {len(x)} arrays differ, e.g. {differ[:10]}"
-
-
-def test_cores_1_and_2_give_identical_numbers(reduced_run, tmp_path):
-    """Snakemake gives a job min(threads, --cores) and sets OMP_NUM_THREADS & co. from it; the
-    numbers must not follow."""
-    workdir = reduced_checkout(tmp_path / "cores1")
-    run_snakemake(workdir, "--profile", "profiles/local", "--configfile", REDUCED_CONFIG, "--cores", "1", check=True)
-    assert_identical(reduced_run / "results", workdir / "results")
 
 
 def test_thread_environment_of_a_job_does_not_change_its_numbers(reduced_run, tmp_path):
@@ -114,23 +107,27 @@ def _parts(results: Path) -> list[Path]:
 
 
 def test_kill_9_at_any_stage_then_the_same_command_finishes_with_the_same_numbers(reduced_run, tmp_path):
+    """Killed during extraction, during a score job and while the report is written, the same
+    command finishes with the numbers of the uninterrupted run. These runs use ``--cores 1``, the
+    uninterrupted one ``--cores 2``: Snakemake gives a job min(threads, --cores) and sets
+    OMP_NUM_THREADS & co. from it; the numbers must not follow."""
     workdir = reduced_checkout(tmp_path / "killed")
     results = workdir / "results"
 
     # 1. during extraction: the activation file is being written
-    proc = _start(RUN, workdir)
+    proc = _start(ONE_CORE, workdir)
     _kill_when(proc, lambda: any(results.glob("activations/sentences/.minilm.nc.*.part")))
     assert (workdir / ".snakemake" / "locks").exists() and any((workdir / ".snakemake" / "locks").iterdir())
     assert _parts(results)
 
     # 2. the same command; killed during a score job
-    proc = _start(RUN, workdir)
+    proc = _start(ONE_CORE, workdir)
     _kill_when(proc, lambda: (results / "logs/score/fmri/minilm/encoding.log").exists()
                and not (results / "scores/fmri/minilm/encoding.nc").exists())
     assert not (results / "scores/fmri/minilm/encoding.nc").exists()
 
     # 3. the same command again, to the end
-    proc = subprocess.run(RUN, cwd=workdir, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    proc = subprocess.run(ONE_CORE, cwd=workdir, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "removed the lock of an earlier run" in proc.stderr
     assert "--unlock" not in proc.stderr

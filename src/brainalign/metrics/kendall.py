@@ -63,29 +63,52 @@ def block(a_order, a_first, rank, weight, n_ranks, out):  # pragma: no cover - c
         i = j
     out[:] = total
 
-@njit(cache=True, parallel=True, nogil=True)
-def concordance(a_order, a_first, b_ranks, blocks, n_w, n_ranks):  # pragma: no cover - compiled
+@njit(cache=True, nogil=True)
+def _unit(a_order, a_first, b_ranks, blocks, n_w, n_ranks, u, out):  # pragma: no cover - compiled
+    """One unit of :func:`concordance`'s work into ``out``: in a bootstrap (one b, many weights)
+    the SIMD block ``u`` of samples side by side; otherwise sample ``u`` alone."""
     n_b = b_ranks.shape[0]
     n_samples = n_b if n_b > n_w else n_w
-    out = np.zeros(n_samples)
-    if n_b == 1 and n_w > 1:  # bootstrap: one b, many weights: SIMD blocks of samples
+    uu = np.int64(u)  # a parfor index may be unsigned: mixing it with ints gives floats
+    if n_b == 1 and n_w > 1:
         width = blocks.shape[2]
-        for g in prange(blocks.shape[0]):
-            lo = np.int64(g) * width
-            part = np.zeros(width)
-            block(a_order, a_first, b_ranks[0], blocks[g], n_ranks, part)
-            for k in range(min(width, n_samples - lo)):
-                out[lo + k] = part[k]
-        return out
-    for k in prange(n_samples):
-        kk = np.int64(k)  # the parfor index may be unsigned: mixing it with ints gives floats
-        kb = kk if n_b > 1 else np.int64(0)
-        kw = kk if n_w > 1 else np.int64(0)
-        size = np.int64(blocks.shape[2])
-        part = np.zeros(1)
-        block(a_order, a_first, b_ranks[kb], blocks[kw // size, :, kw % size:kw % size + 1], n_ranks, part)
-        out[k] = part[0]
+        lo = uu * width
+        part = np.zeros(width)
+        block(a_order, a_first, b_ranks[0], blocks[uu], n_ranks, part)
+        for k in range(min(width, n_samples - lo)):
+            out[lo + k] = part[k]
+        return
+    kb = uu if n_b > 1 else np.int64(0)
+    kw = uu if n_w > 1 else np.int64(0)
+    size = np.int64(blocks.shape[2])
+    part = np.zeros(1)
+    block(a_order, a_first, b_ranks[kb], blocks[kw // size, :, kw % size:kw % size + 1], n_ranks, part)
+    out[uu] = part[0]
+
+
+@njit(cache=True, nogil=True)
+def _n_units(b_ranks, blocks, n_w):  # pragma: no cover - compiled
+    n_b = b_ranks.shape[0]
+    return blocks.shape[0] if n_b == 1 and n_w > 1 else max(n_b, n_w)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def concordance(a_order, a_first, b_ranks, blocks, n_w, n_ranks):  # pragma: no cover - compiled
+    """S of every sample, (K,), the units of work on numba's threads."""
+    out = np.zeros(max(b_ranks.shape[0], n_w))
+    for u in prange(_n_units(b_ranks, blocks, n_w)):
+        _unit(a_order, a_first, b_ranks, blocks, n_w, n_ranks, u, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def concordance_serial(a_order, a_first, b_ranks, blocks, n_w, n_ranks):  # pragma: no cover - compiled
+    """:func:`concordance` on the calling thread alone (for a pool over pairs of vectors)."""
+    out = np.zeros(max(b_ranks.shape[0], n_w))
+    for u in range(_n_units(b_ranks, blocks, n_w)):
+        _unit(a_order, a_first, b_ranks, blocks, n_w, n_ranks, u, out)
+    return out
+
 
 def _use_pinned_threads() -> None:
     """numba's pool follows the thread count a workflow job pins (brainalign.threads); the
@@ -134,14 +157,15 @@ class Weights:
 
 
 def weighted_tau_a(a: np.ndarray | None, b_ranks: np.ndarray, weights=None,
-                   a_sorted: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                   a_sorted: tuple[np.ndarray, np.ndarray] | None = None, serial: bool = False) -> np.ndarray:
     """Kendall's tau-a of vector ``a`` (P,) with ``b`` given by its dense ranks, once per sample.
 
     ``b_ranks`` is (P,) or (K, P) (one relabelling of ``b`` per sample, for permutations);
     ``weights`` is None (every entry once), a (P,) or (K, P) array of non-negative integers
     (entry repeats, for bootstrap resamples) or a :class:`Weights`. Returns (K,) (K = 1 when
     nothing varies). A sample with fewer than two weighted entries gives NaN. ``a_sorted`` is
-    :func:`order_of` of ``a`` when the caller already has it.
+    :func:`order_of` of ``a`` when the caller already has it. ``serial`` runs the samples on the
+    calling thread (:func:`tau_a_grid` threads over pairs of vectors instead).
     """
     a_order, a_first = a_sorted if a_sorted is not None else order_of(np.asarray(a, dtype=np.float64))
     b_ranks = np.ascontiguousarray(np.atleast_2d(b_ranks), dtype=np.int64)
@@ -149,10 +173,39 @@ def weighted_tau_a(a: np.ndarray | None, b_ranks: np.ndarray, weights=None,
         weights = Weights(np.ones((1, b_ranks.shape[1]), dtype=np.int32))
     elif not isinstance(weights, Weights):
         weights = Weights(weights)
-    _use_pinned_threads()
-    s = concordance(a_order, a_first, b_ranks, weights.blocks, weights.n, int(b_ranks.max()) if b_ranks.size else 0)
+    if not serial:
+        _use_pinned_threads()
+    s = (concordance_serial if serial else concordance)(a_order, a_first, b_ranks, weights.blocks, weights.n,
+                                                        int(b_ranks.max()) if b_ranks.size else 0)
     m = np.broadcast_to(weights.sums, s.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         tau = s / (m * (m - 1) / 2)
     tau[m < 2] = np.nan
     return tau
+
+
+def tau_a_grid(sorted_a: list, b_ranks: list, weights=None) -> np.ndarray:
+    """tau-a of every vector of ``sorted_a`` (:func:`order_of` of each) with every one of
+    ``b_ranks`` (each (P,) or (K, P), as :func:`weighted_tau_a`), once per sample: (K, A, B).
+
+    With at least two pairs per thread, the pairs go to a pool of threads (the job's pinned
+    count), each pair on one thread with its samples in turn: a thread that a busy core slows
+    takes fewer pairs, where splitting every pair's samples evenly would make the other thread
+    wait for it at the end of each pair (1.97x slower beside one busy process, against
+    himalaya's 1.83x; ``benchmarks/contention.py``). The result does not depend on the split.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    _use_pinned_threads()
+    threads = numba.get_num_threads()
+    pairs = [(i, j) for i in range(len(sorted_a)) for j in range(len(b_ranks))]
+    if threads < 2 or len(pairs) < 2 * threads:
+        columns = [weighted_tau_a(None, b_ranks[j], weights, a_sorted=sorted_a[i]) for i, j in pairs]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            columns = list(pool.map(lambda ij: weighted_tau_a(None, b_ranks[ij[1]], weights,
+                                                              a_sorted=sorted_a[ij[0]], serial=True), pairs))
+    out = np.stack(columns, axis=-1) if columns else np.empty((0, 0))
+    return out.reshape(len(out), len(sorted_a), len(b_ranks))

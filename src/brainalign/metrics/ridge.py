@@ -220,6 +220,11 @@ class _Fold:
             self.a = x_val @ vh.T                                   # (val, rank)
             self.shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])
             self.project = lambda y_train: u.T @ y_train
+        # a fold with few validation rows (or features) is scored exactly at every alpha: its
+        # bounds would cost as much as the exact scores
+        self.small = min(self.a.shape) <= KFOLD_BOUND_RANK
+        if self.small:
+            return
         _, sig, qh = torch.linalg.svd(self.a.double(), full_matrices=False)
         m = min(KFOLD_BOUND_RANK, len(sig) - 1)
         self.top = sig[:m] ** 2                                     # exact part of |a z|^2
@@ -261,7 +266,9 @@ def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
     (:meth:`_Fold.bounds`, summed over folds), the alpha with the best midpoint is scored
     exactly, and then only the alphas whose lower bound beats that score (by more than a float
     margin and the 1e-10 log(alpha) tie-break of :func:`ridge_cv`). The exact scores are the
-    validation predictions of every fold, as himalaya computes them.
+    validation predictions of every fold, as himalaya computes them. When no fold has more than
+    :data:`KFOLD_BOUND_RANK` validation rows (or features), every alpha is scored exactly: the
+    bounds would cost as much.
     """
     n_alphas, n_targets = len(alphas), y.shape[1]
     folds = [_Fold(x, train, val, alphas, fit_intercept) for train, val in splits]
@@ -271,6 +278,14 @@ def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
     tie = 1e-10 * float(log_alpha.max() - log_alpha.min()) * len(folds)
     scores = torch.full((n_alphas, n_targets), float("nan"), dtype=torch.float64, device=x.device)
     per_target = len(folds) * (rank + 2 * n_alphas * KFOLD_BOUND_RANK) + x.shape[0]
+    if all(fold.small for fold in folds):  # every alpha exactly, as himalaya
+        for b in _batches(n_targets, len(folds) * rank + x.shape[0], y.element_size(), batch):
+            parts = [(fold, *fold.targets(y[:, b])) for fold in folds]
+            parts = [(fold, fold.project(y_train), y_val) for fold, y_train, y_val in parts]
+            for k in range(n_alphas):
+                choice = torch.full((b.stop - b.start,), k, device=x.device)
+                scores[k, b] = -sum(f.sse(choice, w, y_val) / len(f.val) for f, w, y_val in parts) / len(folds)
+        return scores
     for b in _batches(n_targets, per_target, y.element_size(), batch):
         y_b = y[:, b]
         lower = torch.zeros((n_alphas, y_b.shape[1]), dtype=torch.float64, device=x.device)

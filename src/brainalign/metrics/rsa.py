@@ -447,7 +447,7 @@ def bootstrap_compare(model_rdms: np.ndarray, brain_rdms: np.ndarray, method: st
 def _bootstrap_tau_a(model_rdms, brain_rdms, pattern_idx, index, out, max_bytes, progress, reduce):
     """:func:`bootstrap_compare` for tau-a: every resample's pair weights through the compiled
     weighted tau-a (:mod:`brainalign.metrics.kendall`), each vector sorted and ranked once."""
-    from .kendall import Weights, dense_ranks, order_of, weighted_tau_a
+    from .kendall import Weights, dense_ranks, order_of, tau_a_grid
 
     n_pairs = model_rdms.shape[1]
     n = n_stimuli_of(n_pairs)
@@ -456,11 +456,7 @@ def _bootstrap_tau_a(model_rdms, brain_rdms, pattern_idx, index, out, max_bytes,
     for part in _chunks(len(index), max(1, int(max_bytes // (16 * n_pairs)))):
         rows = index[part]
         w = Weights(pair_weights(pattern_idx[rows], n).T)  # (b, P), laid out once for every pair
-        block = np.empty((len(rows), len(sorted_models), len(brain_ranks)))
-        for i, a_sorted in enumerate(sorted_models):
-            for j, ranks in enumerate(brain_ranks):
-                block[:, i, j] = weighted_tau_a(None, ranks, w, a_sorted=a_sorted)
-        out[rows] = reduce(block, rows)
+        out[rows] = reduce(tau_a_grid(sorted_models, brain_ranks, w), rows)
         if progress is not None:
             progress.update(len(rows))
     return out
@@ -469,18 +465,14 @@ def _bootstrap_tau_a(model_rdms, brain_rdms, pattern_idx, index, out, max_bytes,
 def _tau_a_permutation_blocks(model_rdms, brain_rdms, positions, max_bytes: float = 3e8):
     """Blocks of the tau-a null: the brain vectors' ranks relabelled by each permutation,
     through the compiled tau-a; each model vector is sorted once."""
-    from .kendall import Weights, dense_ranks, order_of, weighted_tau_a
+    from .kendall import Weights, dense_ranks, order_of, tau_a_grid
 
     sorted_models = [order_of(v) for v in model_rdms]
     brain_ranks = [dense_ranks(v) for v in brain_rdms]
     once = Weights(np.ones((1, positions.shape[1]), dtype=np.int32))
     for part in _chunks(len(positions), max(1, int(max_bytes // (8 * positions.shape[1] * len(brain_ranks))))):
-        block = np.empty((part.stop - part.start, len(sorted_models), len(brain_ranks)))
-        for j, ranks in enumerate(brain_ranks):
-            permuted = ranks[positions[part]]  # (k, P)
-            for i, a_sorted in enumerate(sorted_models):
-                block[:, i, j] = weighted_tau_a(None, permuted, once, a_sorted=a_sorted)
-        yield part, block
+        permuted = [ranks[positions[part]] for ranks in brain_ranks]  # (k, P) each
+        yield part, tau_a_grid(sorted_models, permuted, once)
 
 
 def weighted_centred_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
