@@ -24,7 +24,10 @@ Threads
     applies this inside a ``with`` block. Idle threads wait passively rather than spin
     (:func:`brainalign.threads.use_passive_wait`, set when brainalign is imported),
     so a second busy process on the machine slows a large fit down in proportion to
-    the cores it takes, not tenfold.
+    the cores it takes, not tenfold. Work that splits into independent pieces (the blocks
+    of a matrix product, pairs of RDM vectors) goes to :func:`pool_map`: one thread per
+    piece, pieces handed out as threads come free, so a thread that a busy core slows takes
+    fewer pieces instead of holding the others back at a barrier.
 """
 
 from __future__ import annotations
@@ -113,3 +116,35 @@ def one_thread_if_small(n_elements: int, device=None):
     finally:
         if small:
             torch.set_num_threads(previous)
+
+
+def pool_threads() -> int:
+    """Threads for :func:`pool_map`: the count a workflow job pinned
+    (:func:`brainalign.threads.pin_threads`), else torch's."""
+    from ..threads import pinned_threads
+
+    return pinned_threads() or torch.get_num_threads()
+
+
+def pool_map(fn, items) -> list:
+    """``[fn(item) for item in items]``, the items on a pool of :func:`pool_threads` threads
+    with the BLAS limited to one thread each (numpy's products and numba's compiled loops
+    release the GIL). Each item's result is computed by one thread alone, so it does not
+    depend on the thread count or on which thread took it. With one thread, or fewer than
+    two items per thread, the items run in turn with the BLAS threaded as usual."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    items = list(items)
+    if not pools(len(items)):
+        return [fn(item) for item in items]
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(pool_threads()) as pool:
+        return list(pool.map(fn, items))
+
+
+def pools(n_items: int) -> bool:
+    """Whether :func:`pool_map` spreads ``n_items`` items over threads (at least two threads
+    and two items per thread)."""
+    threads = pool_threads()
+    return threads >= 2 and n_items >= 2 * threads

@@ -188,24 +188,18 @@ def tau_a_grid(sorted_a: list, b_ranks: list, weights=None) -> np.ndarray:
     """tau-a of every vector of ``sorted_a`` (:func:`order_of` of each) with every one of
     ``b_ranks`` (each (P,) or (K, P), as :func:`weighted_tau_a`), once per sample: (K, A, B).
 
-    With at least two pairs per thread, the pairs go to a pool of threads (the job's pinned
-    count), each pair on one thread with its samples in turn: a thread that a busy core slows
-    takes fewer pairs, where splitting every pair's samples evenly would make the other thread
-    wait for it at the end of each pair (1.97x slower beside one busy process, against
+    With at least two pairs per thread, the pairs go to a pool of threads
+    (:func:`brainalign.metrics.backend.pool_map`), each pair on one thread with its samples in
+    turn: a thread that a busy core slows takes fewer pairs, where splitting every pair's
+    samples evenly would make the other thread wait for it at the end of each pair (1.97x slower beside one busy process, against
     himalaya's 1.83x; ``benchmarks/contention.py``). The result does not depend on the split.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numba
+    from .backend import pool_map, pools
 
     _use_pinned_threads()
-    threads = numba.get_num_threads()
     pairs = [(i, j) for i in range(len(sorted_a)) for j in range(len(b_ranks))]
-    if threads < 2 or len(pairs) < 2 * threads:
-        columns = [weighted_tau_a(None, b_ranks[j], weights, a_sorted=sorted_a[i]) for i, j in pairs]
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            columns = list(pool.map(lambda ij: weighted_tau_a(None, b_ranks[ij[1]], weights,
-                                                              a_sorted=sorted_a[ij[0]], serial=True), pairs))
+    serial = pools(len(pairs))  # on the pool: each pair's samples on its own thread
+    columns = pool_map(lambda ij: weighted_tau_a(None, b_ranks[ij[1]], weights, a_sorted=sorted_a[ij[0]],
+                                                 serial=serial), pairs)
     out = np.stack(columns, axis=-1) if columns else np.empty((0, 0))
     return out.reshape(len(out), len(sorted_a), len(b_ranks))

@@ -38,8 +38,8 @@ import torch
 
 from brainalign.metrics import rsa as _rsa
 from brainalign.metrics.rdm_transforms import RDMTransform
-from brainalign.metrics.backend import (as_tensor, numpy_dtype, one_thread_if_small, resolve_device,
-                                       resolve_dtype)
+from brainalign.metrics.backend import (as_tensor, numpy_dtype, one_thread_if_small, pool_map, pools,
+                                       resolve_device, resolve_dtype)
 
 @dataclass(frozen=True)
 class Measure:
@@ -311,6 +311,47 @@ def _features_torch(xs, ys, dtype, device, n, debiased) -> np.ndarray:
     return out
 
 
+#: columns per block of the products that :func:`_product` and :func:`_self_product_norm2` split
+PRODUCT_BLOCK = 256
+#: multiply-adds below which a product runs whole, on the threaded BLAS
+PRODUCT_POOL_MIN = 50_000_000
+
+
+def _blocks(d: int) -> list[slice]:
+    return [slice(s, min(s + PRODUCT_BLOCK, d)) for s in range(0, d, PRODUCT_BLOCK)]
+
+
+def _product(m: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``m.T @ other``; a large one by blocks of ``other``'s columns on :func:`~brainalign.metrics.backend.pool_map`
+    (each block one single-threaded product, written in place), which a busy core slows less
+    than one product split evenly across threads."""
+    if m.shape[0] * m.shape[1] * other.shape[1] < PRODUCT_POOL_MIN or not pools(len(_blocks(other.shape[1]))):
+        return m.T @ other
+    out = np.empty((m.shape[1], other.shape[1]), dtype=np.result_type(m, other))
+
+    def block(cols):
+        out[:, cols] = m.T @ other[:, cols]
+
+    pool_map(block, _blocks(other.shape[1]))
+    return out
+
+
+def _self_product_norm2(m: np.ndarray) -> float:
+    """``||m.T @ m||_F^2``. numpy runs ``m.T @ m`` as BLAS syrk (one triangle: half the work of
+    a general product); a large one is split into the blocks of that triangle, each on
+    :func:`~brainalign.metrics.backend.pool_map`, and summed in a fixed order (the off-diagonal blocks twice)."""
+    blocks = _blocks(m.shape[1])
+    pairs = [(i, j) for i in range(len(blocks)) for j in range(i, len(blocks))]
+    if m.shape[0] * m.shape[1] ** 2 < 2 * PRODUCT_POOL_MIN or not pools(len(pairs)):
+        return float(np.linalg.norm(m.T @ m) ** 2)
+
+    def block(ij):
+        a, b = m[:, blocks[ij[0]]], m[:, blocks[ij[1]]]
+        return (1.0 if ij[0] == ij[1] else 2.0) * float(np.linalg.norm(a.T @ b) ** 2)
+
+    return float(sum(pool_map(block, pairs)))
+
+
 def _features_numpy(xs, ys, dtype, n, debiased) -> np.ndarray:
     np_dtype = numpy_dtype(dtype)
 
@@ -319,9 +360,9 @@ def _features_numpy(xs, ys, dtype, n, debiased) -> np.ndarray:
         v = v.astype(np_dtype, copy=False)
         return v - v.mean(0)
 
-    def stats(m):  # numpy runs m.T @ m as BLAS syrk: half the FLOPs of a general product
+    def stats(m):
         rows = np.einsum("ij,ij->i", m, m)
-        return np.linalg.norm(m.T @ m)[None] ** 2, rows[None], rows.sum()[None]
+        return np.array([_self_product_norm2(m)]), rows[None], rows.sum()[None]
 
     yms = [centred(v) for v in ys]
     ystats = [stats(m) for m in yms]
@@ -331,7 +372,7 @@ def _features_numpy(xs, ys, dtype, n, debiased) -> np.ndarray:
     out = np.empty((len(xs), len(ys)))
     for a, v in enumerate(xs):
         m = centred(v)
-        cross = m.T @ ycat
+        cross = _product(m, ycat)
         sq = np.array([np.linalg.norm(cross[:, bounds[b]:bounds[b + 1]]) ** 2 for b in range(len(ys))])[None]
         out[a] = _cka_from_feature_stats(sq, stats(m), y_stats, n, debiased)[0]
         del m, cross
