@@ -28,8 +28,11 @@ import torch
 
 from .backend import as_tensor, one_thread_if_small, resolve_device
 
-#: bytes of scratch space a target batch may use (predictions of all alphas)
-BATCH_BYTES = 256 * 2**20
+#: bytes of scratch space a target batch may use. 64 MiB rather than 256: each batch's arrays are
+#: fresh allocations that the system maps and zeroes page by page, and smaller ones are reused;
+#: leave-one-out at n = 2,000, p = 1,024, V = 20,000 took 4.0 s against 4.5 s (best of 4), K-fold
+#: the same
+BATCH_BYTES = 64 * 2**20
 
 
 def _batches(n_targets: int, per_target_elements: int, itemsize: int, batch: int | None):
@@ -254,8 +257,10 @@ class _Fold:
         return lower, lower + self.tail * rest, yy + 2 * cz.abs() + top + self.tail * rest
 
     def sse(self, k, w, y_val):
-        """Exact validation sum of squared errors of alpha ``k[t]`` for each target t of ``w``."""
-        resid = torch.addmm(y_val, self.a, self.shrink[k].T * w, alpha=-1)
+        """Exact validation sum of squared errors of alpha ``k[t]`` for each target t of ``w``
+        (or of alpha ``k`` for every target, when ``k`` is an int)."""
+        shrink = self.shrink[k][:, None] if isinstance(k, int) else self.shrink[k].T
+        resid = torch.addmm(y_val, self.a, shrink * w, alpha=-1)
         return resid.square_().sum(0).double()
 
 
@@ -283,8 +288,7 @@ def _kfold_scores(x, y, alphas, splits, fit_intercept, batch) -> torch.Tensor:
             parts = [(fold, *fold.targets(y[:, b])) for fold in folds]
             parts = [(fold, fold.project(y_train), y_val) for fold, y_train, y_val in parts]
             for k in range(n_alphas):
-                choice = torch.full((b.stop - b.start,), k, device=x.device)
-                scores[k, b] = -sum(f.sse(choice, w, y_val) / len(f.val) for f, w, y_val in parts) / len(folds)
+                scores[k, b] = -sum(f.sse(k, w, y_val) / len(f.val) for f, w, y_val in parts) / len(folds)
         return scores
     for b in _batches(n_targets, per_target, y.element_size(), batch):
         y_b = y[:, b]
