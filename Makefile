@@ -16,7 +16,7 @@ demo: $(VENV)/.installed
 	$(BIN)/brainalign report
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest tests -v --durations=15 -n 2
+	$(BIN)/python -m pytest tests -v --durations=30 -n 2
 
 venv: $(VENV)/.installed
 

@@ -513,3 +513,22 @@ def test_linear_cka_features_by_blocks_on_the_pool_equals_one_product(monkeypatc
     via_torch = sim._features_torch(xs, ys, torch.float64, torch.device("cpu"), 60, debiased)
     np.testing.assert_allclose(pooled, via_torch, rtol=0, atol=1e-13)
     np.testing.assert_allclose(pooled, whole, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("measure", ["procrustes", "angular_procrustes", "mutual_knn", "linear_cka"])
+def test_subsample_pairwise_equals_pairwise_on_each_sample(measure):
+    """Samples of rows batched into one call (Procrustes, mutual k-NN) give each sample's own
+    scores: wide and narrow representations, widths that differ, two brain blocks of one shape."""
+    rng = np.random.default_rng(12)
+    n, m = 40, 20
+    latent = rng.standard_normal((n, 6))
+    xs = [latent @ rng.standard_normal((6, d)) + rng.standard_normal((n, d)) for d in (8, 30)]
+    ys = [latent @ rng.standard_normal((6, d)) + 2 * rng.standard_normal((n, d)) for d in (12, 12, 25)]
+    indices = np.stack([np.sort(rng.choice(n, m, replace=False)) for _ in range(7)])
+    settings = {"k": 4} if measure == "mutual_knn" else {}
+    batched = sim.subsample_pairwise(measure, xs, ys, indices, **settings)
+    assert batched.shape == (7, 2, 3)
+    one_by_one = np.stack([sim.pairwise(measure, [x[b] for x in xs], [y[b] for y in ys], **settings)
+                           for b in indices])
+    np.testing.assert_allclose(batched, one_by_one, rtol=0, atol=1e-12)
+    assert np.ptp(batched[:, 0, 0]) > 0  # the samples differ

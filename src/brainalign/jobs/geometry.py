@@ -108,8 +108,16 @@ def _subsamples(measure, xs, ys, settings, indices) -> np.ndarray:
                                                                  ky[:, b[0], b[1]].swapaxes(0, 1), debiased=debiased)
                 bar.update(len(b[0]))
         return out
-    return np.stack([similarity.pairwise(measure, [x[b] for x in xs], [y[b] for y in ys], **options)
-                     for b in tqdm(indices, desc=f"{measure} subsamples", unit="sample")])
+    # procrustes and mutual k-NN: a block of subsamples per batched call (the others one at a time)
+    width = sum(np.shape(v)[1] for v in [*xs, *ys])
+    chunk = max(1, int(2.5e8 // (8 * indices.shape[1] * width)))
+    out = np.empty((len(indices), len(xs), len(ys)))
+    with tqdm(total=len(indices), desc=f"{measure} subsamples", unit="sample") as bar:
+        for start in range(0, len(indices), chunk):
+            rows = indices[start:start + chunk]
+            out[start:start + len(rows)] = similarity.subsample_pairwise(measure, xs, ys, rows, **options)
+            bar.update(len(rows))
+    return out
 
 
 def _diagonal(measure, xs, ys, settings) -> np.ndarray:

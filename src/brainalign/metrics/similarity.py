@@ -451,10 +451,11 @@ def _procrustes_factors(xs: Sequence, dtype, device) -> list[torch.Tensor]:
     groups: dict = {}
     for i, x in enumerate(xs):
         groups.setdefault(tuple(np.shape(x)), []).append(i)
-    for (n, d), idx in groups.items():
+    for shape, idx in groups.items():
+        n, d = shape[-2:]  # leading dims: samples of rows (:func:`subsample_pairwise`)
         t = torch.stack([as_tensor(xs[i], dtype, device) for i in idx])
         t = t - t.mean(-2, keepdim=True)
-        t = t / torch.linalg.matrix_norm(t)[:, None, None]
+        t = t / torch.linalg.matrix_norm(t)[..., None, None]
         if d > n:
             t = torch.linalg.qr(t.mT, mode="r").R.mT
         for j, i in enumerate(idx):
@@ -463,9 +464,12 @@ def _procrustes_factors(xs: Sequence, dtype, device) -> list[torch.Tensor]:
 
 
 def _procrustes(xs, ys, dtype, device, distance: bool) -> np.ndarray:
-    """Nuclear norms ``||X'Y||_*`` (``distance=False``) or Procrustes distances (A, B)."""
-    xs, ys = _as_list(xs), _as_list(ys)
-    _n_stimuli(xs, ys)
+    """Nuclear norms ``||X'Y||_*`` (``distance=False``) or Procrustes distances (A, B); with
+    (S, n, d) samples of rows as ``xs`` and ``ys`` (:func:`subsample_pairwise`), (A, B, S)."""
+    batch = tuple(np.shape(xs[0])[:-2]) if isinstance(xs, list) and np.ndim(xs[0]) == 3 else ()
+    if not batch:
+        xs, ys = _as_list(xs), _as_list(ys)
+        _n_stimuli(xs, ys)
     dtype = resolve_dtype(dtype)
     px = _procrustes_factors(xs, dtype, device)
     py = _procrustes_factors(ys, dtype, device)
@@ -473,10 +477,10 @@ def _procrustes(xs, ys, dtype, device, distance: bool) -> np.ndarray:
     for b, p in enumerate(py):
         ygroups.setdefault(tuple(p.shape), []).append(b)
     ystacks = [(idx, torch.stack([py[b] for b in idx])) for idx in ygroups.values()]
-    out = np.empty((len(xs), len(ys)))
+    out = np.empty((len(xs), len(ys)) + batch)
     for a, p in enumerate(px):
         for idx, stack in ystacks:
-            cross = p.mT @ stack  # (G, r_x, r_y)
+            cross = p.mT @ stack  # (G, [S,] r_x, r_y)
             if not distance:
                 val = torch.linalg.svdvals(cross).sum(-1)
             else:
@@ -485,7 +489,7 @@ def _procrustes(xs, ys, dtype, device, distance: bool) -> np.ndarray:
                 # digits near 0 (a 1e-16 error in the norm becomes 1e-8 in the distance).
                 u, _, vh = torch.linalg.svd(cross, full_matrices=False)
                 rot = u @ vh
-                if p.shape[1] <= stack.shape[2]:
+                if p.shape[-1] <= stack.shape[-1]:
                     resid = p @ rot - stack
                 else:
                     resid = p - stack @ rot.mT
@@ -530,8 +534,12 @@ def angular_procrustes(xs, ys, *, dtype=None, device="auto") -> np.ndarray:
 def _knn_indices(x, k: int, dtype, device, max_block: int = 2**24) -> torch.Tensor:
     """Indices (n, k) of each row's k nearest neighbours by cosine similarity
     (L2-normalised rows, inner product), itself excluded; rows in blocks so that at
-    most ``max_block`` similarities exist at a time."""
+    most ``max_block`` similarities exist at a time. ``x`` (S, n, d), samples of rows,
+    gives (S, n, k)."""
     t = torch.nn.functional.normalize(as_tensor(x, dtype, device), dim=-1)
+    if t.ndim == 3:  # samples of rows: one batched product per block of samples
+        step = max(1, max_block // (t.shape[1] ** 2))
+        return torch.cat([_knn_within(t[s:s + step], k) for s in range(0, len(t), step)])
     n = t.shape[0]
     step = max(1, max_block // n)
     out = torch.empty((n, k), dtype=torch.long, device=t.device)
@@ -544,21 +552,31 @@ def _knn_indices(x, k: int, dtype, device, max_block: int = 2**24) -> torch.Tens
     return out
 
 
+def _knn_within(t: torch.Tensor, k: int) -> torch.Tensor:
+    """k nearest neighbours (S, n, k) within each sample of normalised rows ``t`` (S, n, d)."""
+    sim = t @ t.mT
+    sim.diagonal(dim1=-2, dim2=-1).fill_(-torch.inf)
+    return torch.topk(sim, k, dim=-1).indices
+
+
 def mutual_knn(xs, ys, k=10, *, dtype=None, device="auto") -> np.ndarray:
     """Mutual k-nearest-neighbour alignment (Huh et al. 2024): rows L2-normalised,
     neighbours by inner product excluding self; score = mean_i |N_X(i) & N_Y(i)| / k,
     (A, B) in [0, 1]. Independent representations score about k / (n - 1).
     Ties are broken by ``torch.topk``."""
-    xs, ys = _as_list(xs), _as_list(ys)
-    n = _n_stimuli(xs, ys)
+    batch = tuple(np.shape(xs[0])[:-2]) if isinstance(xs, list) and np.ndim(xs[0]) == 3 else ()
+    if not batch:  # else (S, n, d) samples of rows (:func:`subsample_pairwise`): (A, B, S)
+        xs, ys = _as_list(xs), _as_list(ys)
+        _n_stimuli(xs, ys)
+    n = np.shape(xs[0])[-2]
     k = int(k)
     if not 1 <= k <= n - 1:
         raise ValueError(f"k must be between 1 and n - 1 = {n - 1}, got {k}")
     dtype = resolve_dtype(dtype)
-    ny = torch.stack([_knn_indices(y, k, dtype, device) for y in ys])  # (B, n, k)
-    out = np.empty((len(xs), len(ys)))
+    ny = torch.stack([_knn_indices(y, k, dtype, device) for y in ys])  # (B, [S,] n, k)
+    out = np.empty((len(xs), len(ys)) + batch)
     for a, x in enumerate(xs):
-        nx = _knn_indices(x, k, dtype, device).sort(-1).values.expand(len(ys), n, k).contiguous()
+        nx = _knn_indices(x, k, dtype, device).sort(-1).values.expand(ny.shape).contiguous()
         pos = torch.searchsorted(nx, ny).clamp_max_(k - 1)
         hits = (nx.gather(-1, pos) == ny).sum((-2, -1))
         out[a] = hits.double().cpu().numpy() / (n * k)
@@ -608,6 +626,16 @@ def pairwise(measure, xs, ys, **settings) -> np.ndarray:
     Direction: see :data:`HIGHER_IS_BETTER` -- "procrustes" is the nuclear-norm
     similarity, "angular_procrustes" the angular distance (lower = more similar).
     """
+    _check_settings(measure, settings)
+    xs, ys = _as_list(xs), _as_list(ys)
+    # not resolved here: each measure resolves it (raising if CUDA is asked for and absent);
+    # rsa, which runs in numpy, ignores it
+    device = settings.get("device", "auto")
+    with one_thread_if_small(max(int(np.prod(np.shape(v))) for v in [*xs, *ys]), device):
+        return _pairwise(measure, xs, ys, device, settings)
+
+
+def _check_settings(measure, settings: dict) -> None:
     if measure not in MEASURES:
         raise ValueError(f"unknown similarity measure '{measure}' (known: {', '.join(MEASURES)})")
     known = set().union(*SETTINGS.values())
@@ -615,12 +643,38 @@ def pairwise(measure, xs, ys, **settings) -> np.ndarray:
     if unknown:
         raise TypeError(f"unknown similarity setting(s) {unknown} (known: {sorted(known)}; "
                         f"'{measure}' uses {sorted(SETTINGS[measure])})")
+
+
+#: measures whose :func:`subsample_pairwise` runs every sample in one batched call
+SAMPLE_BATCHED = ("procrustes", "angular_procrustes", "mutual_knn")
+
+
+def subsample_pairwise(measure, xs, ys, indices, **settings) -> np.ndarray:
+    """:func:`pairwise` on samples of rows: ``out[s, a, b]`` = measure(xs[a][indices[s]],
+    ys[b][indices[s]]), (S, A, B), for ``indices`` (S, m). Procrustes and mutual k-NN
+    (:data:`SAMPLE_BATCHED`) compute all samples at once (batched QRs, SVDs, products and
+    top-k; S x m x the widths in memory, so callers pass blocks of samples); the other
+    measures one sample at a time."""
+    _check_settings(measure, settings)
     xs, ys = _as_list(xs), _as_list(ys)
-    # not resolved here: each measure resolves it (raising if CUDA is asked for and absent);
-    # rsa, which runs in numpy, ignores it
-    device = settings.get("device", "auto")
-    with one_thread_if_small(max(int(np.prod(np.shape(v))) for v in [*xs, *ys]), device):
-        return _pairwise(measure, xs, ys, device, settings)
+    indices = np.asarray(indices)
+    if not len(indices):
+        return np.zeros((0, len(xs), len(ys)))
+    if measure not in SAMPLE_BATCHED:
+        return np.stack([pairwise(measure, [x[b] for x in xs], [y[b] for y in ys], **settings) for b in indices])
+    _n_stimuli(xs, ys)
+    dtype, device = resolve_dtype(settings.get("dtype")), resolve_device(settings.get("device", "auto"))
+    rows = torch.as_tensor(indices, device=device)
+    xb = [as_tensor(x, dtype, device)[rows] for x in xs]  # (S, m, d) each
+    yb = [as_tensor(y, dtype, device)[rows] for y in ys]
+    with one_thread_if_small(max(v.numel() for v in [*xb, *yb]), device):
+        if measure == "mutual_knn":
+            out = mutual_knn(xb, yb, k=settings.get("k", 10), dtype=dtype, device=device)
+        elif measure == "procrustes":
+            out = procrustes_similarity(xb, yb, dtype=dtype, device=device)
+        else:
+            out = angular_procrustes(xb, yb, dtype=dtype, device=device)
+    return np.moveaxis(out, -1, 0)
 
 
 def _pairwise(measure, xs, ys, device, settings) -> np.ndarray:
