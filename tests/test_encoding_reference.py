@@ -66,6 +66,12 @@ def test_loo_equals_sklearn_alpha_per_target(n, p):
     np.testing.assert_array_equal(ours.alphas, ref.alpha_)
     assert len(np.unique(ours.alphas)) >= 4
     np.testing.assert_allclose(ours.predict(x_test).numpy(), ref.predict(x_test), rtol=0, atol=1e-6)
+    # the factored form (few rows) and the weights (as many rows as features, or coef asked for)
+    few, many = x_test[:5], np.tile(x_test, (-(-2 * p // len(x_test)), 1))
+    np.testing.assert_allclose(ours.predict(few).numpy(), ref.predict(few), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.predict(many).numpy(), ref.predict(many), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.coef.numpy().T, ref.coef_, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.intercept.numpy(), ref.intercept_, rtol=0, atol=1e-9)
     # every LOO score we computed equals scikit-learn's; the alphas we skipped could not have won
     ref_scores = -ref.cv_results_.mean(0).T  # (alpha, target)
     computed = np.isfinite(ours.cv_scores)

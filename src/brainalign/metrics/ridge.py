@@ -90,22 +90,27 @@ class RidgeFit:
 
     ``alphas`` (target,) are the penalties; ``cv_scores`` (alpha, target) the mean
     validation score of every alpha (negative MSE), or None for a fixed alpha.
-    Stored in primal form (``coef`` (feature, target), ``intercept``) when there
-    are at least as many rows as features, else in dual form (centred training
-    rows and one coefficient per row and target), which predicts without forming
-    the (feature, target) weights; ``coef`` then computes them on first use.
+    Stored in one of three forms: primal (``coef`` (feature, target), ``intercept``);
+    dual, when there are fewer rows than features (centred training rows and one
+    coefficient per row and target), which predicts without forming the (feature, target)
+    weights; or factored (``basis`` (feature, rank) times ``factor`` (rank, target), as the
+    leave-one-out search leaves it: V and diag(s / (s^2 + alpha_t)) U'y), which predicts a
+    few rows as ``((x - mean) V) factor``, one n x p x rank and one n x rank x target product,
+    rather than first forming the p x rank x target weights. ``coef`` computes the weights
+    on first use.
     """
 
     def __init__(self, alphas, cv_scores=None, *, coef=None, intercept=None, dual=None, x_train=None,
-                 x_mean=None, y_mean=None):
+                 x_mean=None, y_mean=None, basis=None, factor=None):
         self.alphas, self.cv_scores = alphas, cv_scores
         self._coef, self._intercept = coef, intercept
         self._dual, self._x_train, self._x_mean, self._y_mean = dual, x_train, x_mean, y_mean
+        self._basis, self._factor = basis, factor
 
     @property
     def coef(self) -> torch.Tensor:
         if self._coef is None:
-            self._coef = self._x_train.T @ self._dual
+            self._coef = self._x_train.T @ self._dual if self._dual is not None else self._basis @ self._factor
         return self._coef
 
     @property
@@ -115,11 +120,14 @@ class RidgeFit:
         return self._intercept
 
     def predict(self, x) -> torch.Tensor:
-        if self._dual is None:
-            x = as_tensor(x, self._coef.dtype, self._coef.device)
-            return x @ self._coef + self._intercept
-        x = as_tensor(x, self._dual.dtype, self._dual.device)
-        return ((x - self._x_mean) @ self._x_train.T) @ self._dual + self._y_mean
+        if self._dual is not None:
+            x = as_tensor(x, self._dual.dtype, self._dual.device)
+            return ((x - self._x_mean) @ self._x_train.T) @ self._dual + self._y_mean
+        if self._coef is None and len(x) < self._basis.shape[0]:  # fewer rows than features
+            x = as_tensor(x, self._factor.dtype, self._factor.device)
+            return ((x - self._x_mean) @ self._basis) @ self._factor + self._y_mean
+        x = as_tensor(x, self.coef.dtype, self.coef.device)
+        return x @ self.coef + self.intercept
 
 
 def _centre(x, y, fit_intercept):
@@ -460,12 +468,13 @@ class _LeaveOneOut:
         return scores, uty
 
     def weights(self, uty: torch.Tensor, alpha_t: torch.Tensor) -> torch.Tensor:
-        """Primal weights V diag(s / (s^2 + alpha_t)) U'y (feature, target), or the dual
-        coefficients U diag(1 / (lambda + alpha_t)) U'y (row, target) when X is wide."""
+        """The factor diag(s / (s^2 + alpha_t)) U'y (rank, target) of the primal weights
+        V factor, or the dual coefficients U diag(1 / (lambda + alpha_t)) U'y (row, target)
+        when X is wide."""
         shrink = 1.0 / (self.s2[:, None] + alpha_t[None, :])
         if self.wide:
             return self.u @ (uty * shrink)
-        return self.vh.T @ (uty * (shrink * self.s[:, None]))
+        return uty * (shrink * self.s[:, None])
 
 
 def _loo_scores(x, y, alphas, fit_intercept, batch) -> torch.Tensor:
@@ -483,7 +492,7 @@ def _loo_fit(x, y, alphas, fit_intercept, batch):
     loo = _LeaveOneOut(x, alphas, fit_intercept)
     scores = torch.full((len(alphas), y.shape[1]), float("nan"), dtype=torch.float64, device=x.device)
     best = torch.empty(y.shape[1], dtype=torch.long, device=x.device)
-    out = torch.empty((x.shape[0] if loo.wide else x.shape[1], y.shape[1]), dtype=x.dtype, device=x.device)
+    out = torch.empty((x.shape[0] if loo.wide else len(loo.s2), y.shape[1]), dtype=x.dtype, device=x.device)
     for b in _batches(y.shape[1], loo.per_target(y), y.element_size(), batch):
         scores[:, b], uty = loo.scores(y[:, b])
         best[b] = torch.nan_to_num(scores[:, b], nan=-torch.inf).argmax(0)
@@ -492,7 +501,7 @@ def _loo_fit(x, y, alphas, fit_intercept, batch):
     if loo.wide:
         fit = RidgeFit(None, dual=out, x_train=loo.xc, x_mean=loo.x_mean, y_mean=y_mean)
     else:
-        fit = RidgeFit(None, coef=out, intercept=y_mean - loo.x_mean @ out)
+        fit = RidgeFit(None, basis=loo.vh.T, factor=out, x_mean=loo.x_mean, y_mean=y_mean)
     return scores, best, fit
 
 
