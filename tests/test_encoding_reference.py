@@ -337,3 +337,22 @@ def test_kfold_and_loo_with_one_or_two_features(p):
     np.testing.assert_array_equal(kfold.alphas, ALPHAS[brute.argmax(0)])
     loo = ridge.ridge_cv(x, y, ALPHAS, "loo", dtype=torch.float64, device="cpu")
     np.testing.assert_array_equal(loo.alphas, SklearnRidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(x, y).alpha_)
+
+
+@pytest.mark.parametrize("n,p", [(120, 30), (40, 90)], ids=["primal", "dual"])
+def test_factored_fit_predicts_few_and_many_rows_and_gives_weights(n, p):
+    """A fit is kept as basis x factor: predictions of fewer rows than the basis has go through
+    the factor, of more through the weights; both, and the weights, equal scikit-learn's Ridge."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(80 + n)
+    x, y, x_test, _ = _data(rng, n, p, 25)
+    alphas = 10.0 ** rng.uniform(-1, 3, 25)
+    ref = Ridge(alpha=alphas).fit(x, y)
+    rows = len(ridge.ridge(x, y, alphas, dtype=torch.float64, device="cpu")._basis)
+    few, many = x_test[:3], np.tile(x_test, (-(-2 * rows // len(x_test)), 1))
+    for data in (few, many):
+        fit = ridge.ridge(x, y, alphas, dtype=torch.float64, device="cpu")
+        np.testing.assert_allclose(fit.predict(data).numpy(), ref.predict(data), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fit.coef.numpy().T, ref.coef_, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fit.intercept.numpy(), ref.intercept_, rtol=0, atol=1e-9)
