@@ -492,29 +492,6 @@ def test_cka_subsamples_in_blocks_equal_one_subsample_at_a_time(measure):
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("debiased", [False, True])
-def test_linear_cka_features_by_blocks_on_the_pool_equals_one_product(monkeypatch, debiased):
-    """Large products go by column blocks to a pool of threads (robust to a busy core); with
-    tiny blocks and thresholds the same path runs here, and equals the torch products."""
-    from brainalign.metrics import backend
-
-    rng = np.random.default_rng(11)
-    xs = [rng.standard_normal((60, 23)), rng.standard_normal((60, 9))]
-    ys = [rng.standard_normal((60, 17)) + xs[0][:, :17], rng.standard_normal((60, 5))]
-    whole = sim.linear_cka_features(xs, ys, device="cpu", debiased=debiased)
-    monkeypatch.setattr(backend, "pool_threads", lambda: 2)
-    monkeypatch.setattr(sim, "PRODUCT_BLOCK", 4)
-    monkeypatch.setattr(sim, "PRODUCT_POOL_MIN", 1)
-    calls = []
-    real = backend.pool_map
-    monkeypatch.setattr(sim, "pool_map", lambda fn, items: calls.append(len(items)) or real(fn, items))
-    pooled = sim.linear_cka_features(xs, ys, device="cpu", debiased=debiased)
-    assert calls and min(calls) >= 4  # every product went through the pool, in blocks
-    via_torch = sim._features_torch(xs, ys, torch.float64, torch.device("cpu"), 60, debiased)
-    np.testing.assert_allclose(pooled, via_torch, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(pooled, whole, rtol=0, atol=1e-13)
-
-
 @pytest.mark.parametrize("measure", ["procrustes", "angular_procrustes", "mutual_knn", "linear_cka"])
 def test_subsample_pairwise_equals_pairwise_on_each_sample(measure):
     """Samples of rows batched into one call (Procrustes, mutual k-NN) give each sample's own

@@ -38,8 +38,8 @@ import torch
 
 from brainalign.metrics import rsa as _rsa
 from brainalign.metrics.rdm_transforms import RDMTransform
-from brainalign.metrics.backend import (as_tensor, numpy_dtype, one_thread_if_small, pool_map, pools,
-                                       resolve_device, resolve_dtype)
+from brainalign.metrics.backend import (as_tensor, numpy_dtype, one_thread_if_small, resolve_device,
+                                       resolve_dtype)
 
 @dataclass(frozen=True)
 class Measure:
@@ -311,51 +311,6 @@ def _features_torch(xs, ys, dtype, device, n, debiased) -> np.ndarray:
     return out
 
 
-#: columns per block of the products that :func:`_product` and :func:`_self_product_norm2` split
-PRODUCT_BLOCK = 128
-#: multiply-adds below which a product runs whole, on the threaded BLAS
-PRODUCT_POOL_MIN = 50_000_000
-
-
-def _blocks(d: int) -> list[slice]:
-    return [slice(s, min(s + PRODUCT_BLOCK, d)) for s in range(0, d, PRODUCT_BLOCK)]
-
-
-def _product(m: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``m.T @ other``; a large one by blocks of ``other``'s columns on
-    :func:`~brainalign.metrics.backend.pool_map` (each block one single-threaded product, written
-    in place), which a busy core slows less than one product split evenly across threads."""
-    if m.shape[0] * m.shape[1] * other.shape[1] < PRODUCT_POOL_MIN or not pools(len(_blocks(other.shape[1]))):
-        return m.T @ other
-    out = np.empty((m.shape[1], other.shape[1]), dtype=np.result_type(m, other))
-
-    def block(cols):
-        out[:, cols] = m.T @ other[:, cols]
-
-    pool_map(block, _blocks(other.shape[1]))
-    return out
-
-
-def _self_product_norms2(ms: list) -> np.ndarray:
-    """``||m.T @ m||_F^2`` of each of ``ms``. numpy runs ``m.T @ m`` as BLAS syrk (one triangle:
-    half the work of a general product); large ones are split into the blocks of that triangle,
-    all matrices' blocks on one :func:`~brainalign.metrics.backend.pool_map`, and each matrix's
-    blocks summed in a fixed order (the off-diagonal ones twice)."""
-    work = [(k, blocks[i], blocks[j]) for k, m in enumerate(ms) for blocks in [_blocks(m.shape[1])]
-            for i in range(len(blocks)) for j in range(i, len(blocks))]
-    if sum(m.shape[0] * m.shape[1] ** 2 for m in ms) < 2 * PRODUCT_POOL_MIN or not pools(len(work)):
-        return np.array([np.linalg.norm(m.T @ m) ** 2 for m in ms])
-
-    def block(item):
-        k, rows, cols = item
-        return (1.0 if rows == cols else 2.0) * float(np.linalg.norm(ms[k][:, rows].T @ ms[k][:, cols]) ** 2)
-
-    out = np.zeros(len(ms))
-    for (k, _, _), value in zip(work, pool_map(block, work)):
-        out[k] += value
-    return out
-
-
 def _features_numpy(xs, ys, dtype, n, debiased) -> np.ndarray:
     np_dtype = numpy_dtype(dtype)
 
@@ -364,20 +319,21 @@ def _features_numpy(xs, ys, dtype, n, debiased) -> np.ndarray:
         v = v.astype(np_dtype, copy=False)
         return v - v.mean(0)
 
-    def stats(ms):  # (||m'm||_F^2, row norms, their sum) of each
-        rows = [np.einsum("ij,ij->i", m, m) for m in ms]
-        return _self_product_norms2(ms), np.stack(rows), np.array([r.sum() for r in rows])
+    def stats(m):  # numpy runs m.T @ m as BLAS syrk: half the FLOPs of a general product
+        rows = np.einsum("ij,ij->i", m, m)
+        return np.linalg.norm(m.T @ m)[None] ** 2, rows[None], rows.sum()[None]
 
     yms = [centred(v) for v in ys]
-    y_stats = stats(yms)
+    ystats = [stats(m) for m in yms]
+    y_stats = tuple(np.concatenate([s[i] for s in ystats]) for i in range(3))
     ycat = np.concatenate(yms, axis=1) if len(yms) > 1 else yms[0]
     bounds = np.cumsum([0] + [m.shape[1] for m in yms])
     out = np.empty((len(xs), len(ys)))
     for a, v in enumerate(xs):
         m = centred(v)
-        cross = _product(m, ycat)
+        cross = m.T @ ycat
         sq = np.array([np.linalg.norm(cross[:, bounds[b]:bounds[b + 1]]) ** 2 for b in range(len(ys))])[None]
-        out[a] = _cka_from_feature_stats(sq, stats([m]), y_stats, n, debiased)[0]
+        out[a] = _cka_from_feature_stats(sq, stats(m), y_stats, n, debiased)[0]
         del m, cross
     return out
 
