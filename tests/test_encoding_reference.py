@@ -288,8 +288,10 @@ def test_loo_bounds_contain_every_exact_score(n, p, intercept, dtype, leverage):
 
 @pytest.mark.parametrize("n,p,dtype", [(200, 40, torch.float64), (400, 60, torch.float64),
                                        (200, 400, torch.float64), (300, 80, torch.float32),
-                                       (150, 40, torch.float64), (60, 200, torch.float64)],
-                         ids=["svd", "gram", "kernel", "float32", "small_folds", "small_folds_kernel"])
+                                       (150, 40, torch.float64), (60, 200, torch.float64),
+                                       (163, 40, torch.float64)],
+                         ids=["svd", "gram", "kernel", "float32", "small_folds", "small_folds_kernel",
+                              "folds_of_32_and_33"])
 def test_kfold_scores_computed_are_exact_and_pruned_alphas_cannot_win(n, p, dtype):
     """K-fold scores against scikit-learn's Ridge fitted on every fold at every alpha: each
     score we compute equals the brute force, and each alpha we skip scores below the best.
@@ -307,7 +309,7 @@ def test_kfold_scores_computed_are_exact_and_pruned_alphas_cannot_win(n, p, dtyp
     scores = ridge._kfold_scores(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype),
                                  torch.as_tensor(ALPHAS, dtype=dtype), splits, True, None).numpy()
     computed = np.isfinite(scores)
-    if n // 5 <= ridge.KFOLD_BOUND_RANK:
+    if -(-n // 5) <= ridge.KFOLD_BOUND_RANK:  # every fold small (the largest has ceil(n / 5) rows)
         assert computed.all()
     else:
         assert 0 < computed.sum() < computed.size * 0.6  # most alphas are pruned

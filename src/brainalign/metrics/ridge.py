@@ -251,11 +251,13 @@ class _Fold:
             self.a = x_val @ vh.T                                   # (val, rank)
             self.shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])
             self.project = lambda y_train: u.T @ y_train
-        # a fold with few validation rows (or features) is scored exactly at every alpha: its
-        # bounds would cost as much as the exact scores
+        # few validation rows (or features): the bounds would cost as much as the exact scores,
+        # so when every fold is small, every alpha is scored exactly and the bounds are not set up
         self.small = min(self.a.shape) <= KFOLD_BOUND_RANK
-        if self.small:
-            return
+        self.directions = None
+
+    def _setup_bounds(self):
+        """The leading singular directions of ``a`` that :meth:`bounds` keeps exactly."""
         _, sig, qh = torch.linalg.svd(self.a.double(), full_matrices=False)
         m = min(KFOLD_BOUND_RANK, len(sig) - 1)
         self.top = sig[:m] ** 2                                     # exact part of |a z|^2
@@ -273,6 +275,8 @@ class _Fold:
         """Bounds (alpha, target) on the validation sum of squared errors, and their float
         margin: |y - a z|^2 = |y|^2 - 2 (a'y).z + |a z|^2, z = shrink * w, the last one exact
         along the leading singular directions of a and bounded by the next singular value."""
+        if self.directions is None:
+            self._setup_bounds()
         n_alphas, m = self.shrink.shape[0], len(self.top)
         w64 = w.double()
         yy = (y_val.double() ** 2).sum(0)
