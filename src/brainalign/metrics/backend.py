@@ -25,9 +25,9 @@ Threads
     (:func:`brainalign.threads.use_passive_wait`, set when brainalign is imported),
     so a second busy process on the machine slows a large fit down in proportion to
     the cores it takes, not tenfold. Work that splits into independent pieces (pairs of
-    RDM vectors) goes to :func:`pool_map`: one thread per
-    piece, pieces handed out as threads come free, so a thread that a busy core slows takes
-    fewer pieces instead of holding the others back at a barrier.
+    RDM vectors) goes to :func:`pool_map`: one thread per piece, pieces handed out as
+    threads come free, so a thread that a busy core slows takes fewer pieces instead of
+    holding the others back at a barrier.
 """
 
 from __future__ import annotations

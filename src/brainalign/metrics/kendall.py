@@ -191,8 +191,9 @@ def tau_a_grid(sorted_a: list, b_ranks: list, weights=None) -> np.ndarray:
     With at least two pairs per thread, the pairs go to a pool of threads
     (:func:`brainalign.metrics.backend.pool_map`), each pair on one thread with its samples in
     turn: a thread that a busy core slows takes fewer pairs, where splitting every pair's
-    samples evenly would make the other thread wait for it at the end of each pair (1.97x slower beside one busy process, against
-    himalaya's 1.83x; ``benchmarks/contention.py``). The result does not depend on the split.
+    samples evenly made the other thread wait for it at the end of each pair (1.97x slower
+    beside one busy process, 1.42x on the pool; ``benchmarks/contention.py``). The result does
+    not depend on the split.
     """
     from .backend import pool_map, pools
 

@@ -110,6 +110,12 @@ def _as_list(xs) -> list:
     return out
 
 
+def _sample_batch(xs) -> tuple:
+    """(S,) when ``xs`` is a list of (S, n, d) samples of rows (:func:`subsample_pairwise`),
+    else ()."""
+    return tuple(np.shape(xs[0])[:-2]) if isinstance(xs, list) and np.ndim(xs[0]) == 3 else ()
+
+
 def _n_stimuli(xs: Sequence, ys: Sequence) -> int:
     ns = {np.shape(x)[0] for x in xs} | {np.shape(y)[0] for y in ys}
     if len(ns) != 1:
@@ -425,7 +431,7 @@ def _procrustes_factors(xs: Sequence, dtype, device) -> list[torch.Tensor]:
 def _procrustes(xs, ys, dtype, device, distance: bool) -> np.ndarray:
     """Nuclear norms ``||X'Y||_*`` (``distance=False``) or Procrustes distances (A, B); with
     (S, n, d) samples of rows as ``xs`` and ``ys`` (:func:`subsample_pairwise`), (A, B, S)."""
-    batch = tuple(np.shape(xs[0])[:-2]) if isinstance(xs, list) and np.ndim(xs[0]) == 3 else ()
+    batch = _sample_batch(xs)
     if not batch:
         xs, ys = _as_list(xs), _as_list(ys)
         _n_stimuli(xs, ys)
@@ -523,7 +529,7 @@ def mutual_knn(xs, ys, k=10, *, dtype=None, device="auto") -> np.ndarray:
     neighbours by inner product excluding self; score = mean_i |N_X(i) & N_Y(i)| / k,
     (A, B) in [0, 1]. Independent representations score about k / (n - 1).
     Ties are broken by ``torch.topk``."""
-    batch = tuple(np.shape(xs[0])[:-2]) if isinstance(xs, list) and np.ndim(xs[0]) == 3 else ()
+    batch = _sample_batch(xs)
     if not batch:  # else (S, n, d) samples of rows (:func:`subsample_pairwise`): (A, B, S)
         xs, ys = _as_list(xs), _as_list(ys)
         _n_stimuli(xs, ys)
