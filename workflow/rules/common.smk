@@ -7,6 +7,7 @@ from brainalign.config import (
     banded_entry,
     banded_jobs,
     analysis_settings,
+    is_hub_named,
     is_rdm_kind,
     is_volumetric,
     comparison_measures,
@@ -22,6 +23,7 @@ from brainalign.config import (
 from brainalign.datasets.registry import dataset_kind
 from brainalign.figures.captions import settings_sentence, similarity_sentence
 from brainalign.figures.needs import FIGURE_LABELS
+from brainalign.models.hub import lock_params
 from brainalign.metrics.registry import get_metric
 from brainalign.stimuli import resolve_path
 
@@ -112,7 +114,15 @@ def model_inputs(wildcards):
     inputs = {"stimuli": f"results/stimuli/{wildcards.stimset}.nc"}
     if is_rdm_kind(spec) and os.path.exists(spec["path"]):
         inputs["source"] = spec["path"]
+    if is_hub_named(spec):  # the pinned snapshot: a changed revision fetches again and reruns extraction
+        inputs["lock"] = f"results/locks/{wildcards.model}.json"
     return inputs
+
+
+def hub_entry(model):
+    """What a model's lock depends on (the prefetch rule's params): its hub source, revision and
+    the files its adapter reads; not pooling, layers and the rest, which extraction alone uses."""
+    return lock_params(config["models"][model])
 
 
 def all_scores():

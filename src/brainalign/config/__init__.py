@@ -12,7 +12,7 @@ import path.
 from .expand import UNTRAINED_SUFFIX, add_untrained_controls
 from .plan import (analysis_jobs, analysis_settings, banded_entry, banded_jobs, comparison_measures,
                    dataset_comparison_jobs, dataset_comparison_measures, extraction_jobs, geometry_entry,
-                   geometry_jobs, is_rdm_kind,
+                   geometry_jobs, is_hub_named, is_rdm_kind,
                    is_volumetric, model_comparison_jobs, model_summary_jobs, planted_models, simulated_files)
 from .schema import SCHEMA_PATH, ConfigError, check_schema, load_schema, load_yaml
 from .validate import load_config, model_modality, validate_config

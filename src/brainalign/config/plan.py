@@ -112,6 +112,20 @@ def is_rdm_kind(entry: dict) -> bool:
     return model_kind(kind).rdms if kind in model_kinds() else dataset_kind(kind).rdms
 
 
+def is_hub_named(entry: dict) -> bool:
+    """True for a model entry whose ``source`` is a hub id (not a local folder or ``package:``):
+    the ``prefetch`` rule fetches and pins it before its extraction job
+    (:mod:`brainalign.models.hub`)."""
+    from ..sources import resolve_source
+
+    if entry["kind"] not in model_kinds() or not model_kind(entry["kind"]).hub_source or "source" not in entry:
+        return False
+    try:
+        return not resolve_source(entry["source"])[1]
+    except FileNotFoundError:  # a missing local path (validation reports it)
+        return False
+
+
 def is_volumetric(dataset: dict) -> bool:
     """True for a dataset whose neuroids are voxels on a grid (encoding maps are drawn)."""
     return dataset_kind(dataset["kind"]).volumetric

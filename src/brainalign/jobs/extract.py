@@ -88,12 +88,17 @@ def _encoded(model, batches):
             yield model.encode_prepared(inputs)
 
 
-def extract_file(stimuli_path, name: str, spec: dict, out_path, *, seed: int | None = None):
+def extract_file(stimuli_path, name: str, spec: dict, out_path, *, seed: int | None = None, lock=None):
     """File-level entry point used by the ``extract`` rule. Models given as
-    precomputed RDMs (kinds ``rdm_mat``, ``rdm_npy``) have their RDMs written instead."""
+    precomputed RDMs (kinds ``rdm_mat``, ``rdm_npy``) have their RDMs written instead.
+    ``lock``: a hub-named model's lock file (:mod:`brainalign.models.hub`), whose snapshot
+    is loaded offline."""
     from ..io import read_netcdf
+    from ..models.hub import pin, read_lock
     from ..models.rdms import write_model_rdms
 
+    if lock:
+        spec = pin(spec, read_lock(lock))
     stimuli = read_netcdf(stimuli_path)
     if model_kind(spec["kind"]).rdms:
         return write_model_rdms(name, spec, stimuli, out_path)

@@ -112,8 +112,12 @@ class HFTextModel:
         self.dtype = resolve_dtype(spec.get("dtype"), default=torch.float32, half=True)
         where, self.local = resolve_source(spec["source"], base_dir)
         kwargs = self._load_kwargs(spec)
-        if not self.local and spec.get("revision"):
-            kwargs["revision"] = spec["revision"]
+        self.commit = None
+        if not self.local:  # a hub id: its pinned snapshot (the prefetch rule's), loaded offline
+            from .hub import snapshot_of
+
+            where, self.commit, _ = snapshot_of(name, spec)
+            kwargs["local_files_only"] = True
         self.context = ContextPolicy.from_spec(spec.get("context"), f"models.{name}.context")
         self.surprisal = bool(spec.get("surprisal", False))
         self.prefix_space = bool(spec.get("prefix_space", False))
@@ -190,14 +194,11 @@ class HFTextModel:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def _checksum(self, where: str) -> str:
-        if not self.local:
-            return ""
         digests = [f"{p.name}:{file_checksum(p)}" for p in self._weight_files(where)]
         return ";".join(digests)
 
     def _revision(self, where: str) -> str:
-        commit = getattr(self.model.config, "_commit_hash", None)
-        return commit or ("local" if self.local else self.spec.get("revision", "main"))
+        return self.commit or "local"
 
     def _states(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden.float() if self.dtype in (torch.float16, torch.bfloat16) else hidden

@@ -260,7 +260,12 @@ class HFVisionModel(VisionModel):
         self.dtype = resolve_dtype(spec.get("dtype"), default=torch.float32, half=True)
         self._setup_pooling({"pooling": "cls", **spec}, seed)
         where, self.local = resolve_source(spec["source"], base_dir)
-        kwargs = {} if self.local or not spec.get("revision") else {"revision": spec["revision"]}
+        kwargs, commit = {}, None
+        if not self.local:  # a hub id: its pinned snapshot (the prefetch rule's), loaded offline
+            from .hub import snapshot_of
+
+            where, commit, _ = snapshot_of(name, spec)
+            kwargs["local_files_only"] = True
         if spec.get("untrained"):
             torch.manual_seed(int(spec.get("init_seed", seed)))
             model = AutoModel.from_config(AutoConfig.from_pretrained(where, **kwargs))
@@ -282,9 +287,7 @@ class HFVisionModel(VisionModel):
         size = self.model.config.image_size
         self._probe(int(size[0] if isinstance(size, (list, tuple)) else size))
         self.attrs = {**self._common_attrs(spec), "model_source": spec["source"], "model_path": where,
-                      "model_revision": "untrained" if spec.get("untrained") else
-                      (getattr(self.model.config, "_commit_hash", None) or ("local" if self.local else
-                                                                             spec.get("revision", "main"))),
+                      "model_revision": "untrained" if spec.get("untrained") else (commit or "local"),
                       "model_checksum": f"state_dict:{state_dict_checksum(self.model)}",
                       "n_hidden_states": n_states}
 
