@@ -289,6 +289,11 @@ class ActivationWriter:
             self._tmp.unlink(missing_ok=True)
             raise
 
+    def set_attrs(self, attrs: Mapping) -> None:
+        """Add or update file attributes known only after the batches (e.g. the batch size used)."""
+        for key, value in clean_attrs(attrs).items():
+            self._file.attrs[key] = value
+
     def _setup(self, stimulus_ids, layers, widths, layer_indices, depths, attrs, dtype, compression):
         import h5py
 

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from ..io import ActivationWriter, provenance
 from ..models.registry import model_kind
 from ..models import load_model
+from ..models.hardware import BatchBackOff
 
 
 def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *, seed: int | None = None,
@@ -37,6 +38,7 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
     model = load_model(name, spec, base_dir=base_dir, seed=seed or 0)
     contents = stimuli["content"].values.astype(str).tolist()
     batch_size = int(spec.get("batch_size", 32 if wanted == "image" else 16))
+    backoff = BatchBackOff(batch_size, f"models.{name}.batch_size")
     if in_context:  # the file's rows follow the groups, in reading order
         order = np.concatenate([rows for _, rows, _, _ in group_texts(stimuli)])
     else:
@@ -59,11 +61,10 @@ def extract_activations(stimuli: xr.Dataset, name: str, spec: dict, out_path, *,
                     start += len(rows)
                     bar.update(len(rows))
             else:
-                batches = [contents[start:start + batch_size] for start in range(0, len(contents), batch_size)]
-                for start, batch, activations in zip(range(0, len(contents), batch_size), batches,
-                                                     _encoded(model, batches)):
+                for start, count, activations in _encoded(model, contents, batch_size, backoff):
                     writer.write(start, activations)
-                    bar.update(len(batch))
+                    bar.update(count)
+        writer.set_attrs(backoff.attrs())
     return out_path
 
 
@@ -72,20 +73,27 @@ def load_model_class(spec: dict):
     return model_kind(spec["kind"]).adapter_class()
 
 
-def _encoded(model, batches):
-    """Yield ``model``'s activations batch by batch. Models with a ``prepare`` step (image
-    decoding) prepare the next batch in a background thread while the current one runs."""
+def _encoded(model, contents: list[str], batch_size: int, backoff: BatchBackOff):
+    """Yield ``(start, count, activations)``: ``model``'s activations in blocks of ``batch_size``
+    stimuli, each run in pieces that fit in memory (:class:`BatchBackOff`). Models with a
+    ``prepare`` step (image decoding) prepare the next block in a background thread while the
+    current one runs."""
+    starts = range(0, len(contents), batch_size)
     if not hasattr(model, "prepare"):
-        yield from (model.encode(batch) for batch in batches)
+        for start in starts:
+            yield from backoff.run(model.encode, contents[start:start + batch_size], start)
         return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool:
-        pending = pool.submit(model.prepare, batches[0]) if batches else None
-        for i in range(len(batches)):
+        def prepare(start):
+            return pool.submit(model.prepare, contents[start:start + batch_size])
+
+        pending = prepare(0) if contents else None
+        for start in starts:
             inputs = pending.result()
-            pending = pool.submit(model.prepare, batches[i + 1]) if i + 1 < len(batches) else None
-            yield model.encode_prepared(inputs)
+            pending = prepare(start + batch_size) if start + batch_size < len(contents) else None
+            yield from backoff.run(model.encode_prepared, inputs, start)
 
 
 def extract_file(stimuli_path, name: str, spec: dict, out_path, *, seed: int | None = None, lock=None):

@@ -32,7 +32,8 @@ import torch
 
 from ..config import resolve_source
 from ..io import file_checksum
-from ..metrics.backend import numpy_dtype, resolve_device, resolve_dtype
+from ..metrics.backend import numpy_dtype, resolve_device
+from .hardware import dtype_name, model_dtype
 from .context import (ContextPolicy, plan_passes, pool_word, special_tokens, token_log_probs, tokenize_group,
                       unit_surprisal)
 
@@ -109,7 +110,7 @@ class HFTextModel:
         self.pooling = spec.get("pooling", "mean")
         self.max_length = int(spec.get("max_length", 128))
         self.device = resolve_device(spec.get("device", "auto"))
-        self.dtype = resolve_dtype(spec.get("dtype"), default=torch.float32, half=True)
+        self.dtype = model_dtype(spec.get("dtype"), self.device)
         where, self.local = resolve_source(spec["source"], base_dir)
         kwargs = self._load_kwargs(spec)
         self.commit = None
@@ -164,7 +165,7 @@ class HFTextModel:
             "pooling": self.pooling,
             "max_length": self.max_length,
             "device": str(self.device),
-            "dtype": spec.get("dtype", "float32"),
+            "dtype": dtype_name(self.dtype),
             "n_hidden_states": n_states,
             "causal": int(self.causal),
             "exclude_tokens": self.exclude,

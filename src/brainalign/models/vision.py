@@ -26,7 +26,8 @@ import torch
 
 from ..config import resolve_source, split_import_path
 from ..io import file_checksum
-from ..metrics.backend import numpy_dtype, resolve_device, resolve_dtype
+from ..metrics.backend import numpy_dtype, resolve_device
+from .hardware import dtype_name, model_dtype
 from .images import Preprocessing, image_batch
 from .pooling import SparseProjection, output_tensor, pool
 from .text import hidden_state_layers
@@ -160,7 +161,7 @@ class VisionModel:
     def _common_attrs(self, spec: dict) -> dict:
         attrs = {
             "model_name": self.name, "model_kind": spec["kind"], "pooling": self.pooling,
-            "device": str(self.device), "dtype": spec.get("dtype", "float32"),
+            "device": str(self.device), "dtype": dtype_name(self.dtype),
             "untrained": int(bool(spec.get("untrained", False))), "control_of": spec.get("control_of", ""),
             "layer_modules": list(self.layer_names),
         }
@@ -182,7 +183,7 @@ class TorchVisionModel(VisionModel):
         self.name, self.spec, self.seed = name, spec, seed
         key = f"models.{name}"
         self.device = resolve_device(spec.get("device", "auto"))
-        self.dtype = resolve_dtype(spec.get("dtype"), default=torch.float32, half=True)
+        self.dtype = model_dtype(spec.get("dtype"), self.device)
         self.preprocessing = Preprocessing.from_config(spec.get("preprocessing"))
         self._setup_pooling(spec, seed)
         build = import_callable(spec["architecture"], f"{key}.architecture")
@@ -257,7 +258,7 @@ class HFVisionModel(VisionModel):
         self.name, self.spec, self.seed = name, spec, seed
         key = f"models.{name}"
         self.device = resolve_device(spec.get("device", "auto"))
-        self.dtype = resolve_dtype(spec.get("dtype"), default=torch.float32, half=True)
+        self.dtype = model_dtype(spec.get("dtype"), self.device)
         self._setup_pooling({"pooling": "cls", **spec}, seed)
         where, self.local = resolve_source(spec["source"], base_dir)
         kwargs, commit = {}, None
