@@ -180,3 +180,13 @@ def test_golden_scores(k92_run):
     """The 92-image example's key numbers (at this test's resample counts) equal
     tests/golden/kriegeskorte92.json at 1e-10."""
     check_golden(k92_run / "results", "kriegeskorte92")
+
+
+def test_plan_estimates_within_30_percent_of_measured_peaks(k92_run):
+    """``brainalign plan`` for the 92-image networks and their untrained controls (on CPU)
+    against the peak resident memory each extraction job logged."""
+    from brainalign.config import load_config
+    from test_job_memory import check_estimates
+
+    rows = check_estimates(k92_run, load_config(k92_run / "k92.yaml", base_dir=k92_run))
+    assert len(rows) == 4

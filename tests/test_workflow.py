@@ -312,3 +312,11 @@ def test_golden_scores(default_run):
     """Best layer, score, interval, chance level, p value, ceiling and held-out best of every
     model x ROI x metric equal tests/golden/default.json at 1e-10."""
     check_golden(default_run / "results", "default")
+
+
+def test_plan_estimates_within_30_percent_of_measured_peaks(default_run):
+    """``brainalign plan``'s estimate of every extraction job (on CPU) against the peak resident
+    memory the job logged."""
+    from test_job_memory import check_estimates
+
+    check_estimates(default_run, load_config(default_run / "config" / "config.yaml", base_dir=default_run))

@@ -4,6 +4,8 @@
     run the workflow (``snakemake --profile profiles/local``, config files read strictly).
 ``brainalign report [-o results/report.html] [snakemake arguments ...]``
     write the report atomically.
+``brainalign plan [--configfile config/config.yaml]``
+    the estimated peak memory of every extraction job, and what it asks SLURM for.
 ``brainalign plot results.nc -o figure.png [figure.svg ...]``
     redraw a report figure from its NetCDF file.
 
@@ -39,6 +41,9 @@ def main(argv=None) -> int:
                            "surface: encoding maps on fsaverage5")
     sub.add_parser("run", help="run the workflow: snakemake --profile profiles/local [arguments], after reading "
                                "every --configfile strictly (file and line of a YAML error, duplicated keys)")
+    plan = sub.add_parser("plan", help="estimated peak RAM and GPU memory of every extraction job, and the mem_mb and "
+                                       "GPUs the workflow asks SLURM for")
+    plan.add_argument("--configfile", default="config/config.yaml", help="config file (default config/config.yaml)")
     report = sub.add_parser("report", help="write the Snakemake report atomically (temporary name, then renamed)")
     report.add_argument("-o", "--output", default="results/report.html", help="report file (.html or .zip)")
     args, extra = parser.parse_known_args(argv)
@@ -52,6 +57,8 @@ def main(argv=None) -> int:
         return write_report(args.output, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "plan":
+        return _plan(args.configfile)
     import matplotlib
 
     matplotlib.use("Agg")  # a command line tool writes files; it never opens a window
@@ -60,6 +67,19 @@ def main(argv=None) -> int:
     try:
         plot_file(args.scores, args.output, figure=args.figure)
     except (FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"brainalign: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _plan(configfile: str) -> int:
+    from .config import load_config
+    from .errors import UserInputError
+    from .job_memory import format_plan, plan
+
+    try:
+        print(format_plan(plan(load_config(configfile))))
+    except UserInputError as exc:
         print(f"brainalign: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -82,6 +82,22 @@ def job(smk):
     except BaseException:
         record_failure(list(smk.output))
         raise
+    finally:
+        _log_peak_memory(smk.log[0] if smk.log else None)
     if failed:
         record_failure(list(smk.output))
         raise SystemExit(1)
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident set size so far (MB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _log_peak_memory(path) -> None:
+    """Append the job's peak resident memory to its log (what ``brainalign plan`` estimates)."""
+    if path and Path(path).exists():
+        with open(path, "a") as fh:
+            print(f"brainalign: peak resident memory {peak_memory_mb():.0f} MB", file=fh)

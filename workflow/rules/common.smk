@@ -23,6 +23,7 @@ from brainalign.config import (
 from brainalign.datasets.registry import dataset_kind
 from brainalign.figures.captions import settings_sentence, similarity_sentence
 from brainalign.figures.needs import FIGURE_LABELS
+from brainalign.job_memory import extract_gpus, extract_mem_mb
 from brainalign.models.hub import lock_params
 from brainalign.metrics.registry import get_metric
 from brainalign.stimuli import resolve_path
@@ -31,6 +32,17 @@ from brainalign.stimuli import resolve_path
 def family_resources(family):
     """Resources of a rule family (``extract``, ``analysis``, ``light``) from config ``resources``."""
     return dict(config["resources"][family])
+
+
+def extract_resources():
+    """Resources of an extraction job: the ``extract`` family's, with ``mem_mb`` and ``gpu`` from the
+    plan (``brainalign plan``, :mod:`brainalign.job_memory`) unless the config sets them."""
+    fixed = {k: v for k, v in config["resources"]["extract"].items() if k not in ("mem_mb", "gpu", "gpu_mem_mb")}
+    return {
+        **fixed,
+        "mem_mb": lambda wildcards: extract_mem_mb(config, wildcards.stimset, wildcards.model),
+        "gpu": lambda wildcards: extract_gpus(config, wildcards.stimset, wildcards.model),
+    }
 
 
 def job_threads(wildcards):

@@ -29,7 +29,7 @@ rule extract:
         threads=config["threads"],
     threads: config["threads"]
     resources:
-        **family_resources("extract"),
+        **extract_resources(),
     log:
         "results/logs/extract/{stimset}/{model}.log",
     conda:

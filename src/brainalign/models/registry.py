@@ -34,6 +34,9 @@ class ModelKind:
     # n_states(entry, (where, is_local)) -> the number of layer indices (hidden states) the model
     # has, read from its local files without loading weights; None when that needs the model
     n_states: Callable | None = None
+    # memory(entry, where, stimuli) -> brainalign.models.memory.ModelMemory, as "module:function"
+    # (imported only by the planner): what an extraction job holds, for ``brainalign plan``
+    memory: str | None = None
 
     def adapter_class(self):
         module, _, attr = self.adapter.partition(":")
@@ -187,15 +190,16 @@ def _check_torch_vision(key: str, entry: dict, base_dir, resolved) -> None:
 
 register_model_kind(ModelKind("hf_text", "brainalign.models.text:HFTextModel", "text", check=_check_text_model,
                               n_states=_hf_config_states, untrained_control=True, untrained_default=False,
-                              takes_seed=True))
+                              takes_seed=True, memory="brainalign.models.memory:hf_text_memory"))
 register_model_kind(ModelKind("hf_gguf", "brainalign.models.text:GGUFTextModel", "text", check=_check_gguf,
                               n_states=_gguf_states, untrained_control=True, untrained_default=False,
-                              takes_seed=True))
+                              takes_seed=True, memory="brainalign.models.memory:hf_text_memory"))
 register_model_kind(ModelKind("torch_vision", "brainalign.models.vision:TorchVisionModel", "image",
                               untrained_control=True, hub_source=False, takes_seed=True,
-                              check=_check_torch_vision))
+                              check=_check_torch_vision, memory="brainalign.models.memory:torch_vision_memory"))
 register_model_kind(ModelKind("hf_vision", "brainalign.models.vision:HFVisionModel", "image",
-                              untrained_control=True, takes_seed=True))
+                              untrained_control=True, takes_seed=True,
+                              memory="brainalign.models.memory:hf_vision_memory"))
 register_model_kind(ModelKind("rdm_mat", "brainalign.models.rdms:read_model_rdms", None, rdms=True,
                               hub_source=False))
 register_model_kind(ModelKind("rdm_npy", "brainalign.models.rdms:read_model_rdms", None, rdms=True,
