@@ -38,8 +38,8 @@ def reduced_config() -> dict:
         config.pop(key, None)
     config["metrics"]["rsa"].update(n_permutations=100, n_bootstrap=100)
     config["metrics"]["cka"].update(n_permutations=100, n_bootstrap=20)
-    config["resources"] = {"extract": {"gpu": 0, "mem_mb": 3000}, "analysis": {"mem_mb": 3000},
-                           "light": {"mem_mb": 1000}}
+    # extraction's mem_mb is the plan's (brainalign plan); the others are fixed
+    config["resources"] = {"extract": {"gpu": 0}, "analysis": {"mem_mb": 3000}, "light": {"mem_mb": 1000}}
     return config
 
 
@@ -115,6 +115,21 @@ def test_reduced_workflow_on_slurm_survives_scancel(cluster, tmp_path_factory, c
     assert records[cancelled]["JobState"] == "CANCELLED"
     completed = [j for j in records.values() if j["JobState"] == "COMPLETED"]
     assert len(completed) >= len(submitted) - 1
+
+    # the extraction job asked SLURM for the plan's mem_mb (scontrol keeps finished jobs for MinJobAge)
+    from brainalign.config import load_config
+    from brainalign.job_memory import plan
+
+    (planned,) = plan(load_config(workdir / "reduced.yaml", base_dir=workdir), base_dir=workdir)
+    extract_ids = [job_id for job_id, path in re.findall(r"submitted with SLURM jobid (\d+) \(log: ([^)]*)\)", output)
+                   if "rule_extract" in path]
+    assert extract_ids, output[-3000:]
+    shown = subprocess.run(["scontrol", "show", "job", extract_ids[-1]], capture_output=True, text=True).stdout
+    asked = re.search(r"(?:MinMemoryNode|mem)=(\d+)M", shown)
+    with capsys.disabled():
+        print(f"extraction job {extract_ids[-1]}: plan {planned.ram_mb} MB peak, mem_mb {planned.mem_mb}; "
+              f"scontrol: {' '.join(w for w in shown.split() if 'Mem' in w or 'TRES' in w)}")
+    assert asked and int(asked.group(1)) == planned.mem_mb, shown
 
     # the same numbers as the local run
     local_scores = sorted((local / "results" / "scores").rglob("*.nc"))
