@@ -131,3 +131,22 @@ def test_dtype_auto():
         expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
         assert model_dtype("auto", torch.device("cuda")) == expected
     assert dtype_name(torch.bfloat16) == "bfloat16"
+
+
+def test_model_spread_over_devices_gives_the_same_hidden_states(tmp_path):
+    """accelerate's device_map with a memory cap: MiniLM's first layers in memory, the rest offloaded
+    to disk and streamed in layer by layer; every hidden state is still captured, equal to the
+    model loaded whole."""
+    from brainalign.config import load_config
+    from brainalign.models import load_model
+    from conftest import ROOT
+
+    spec = load_config(ROOT / "config" / "config.yaml")["models"]["minilm"]
+    whole = load_model("minilm", {**spec, "device": "cpu"})
+    spread = load_model("minilm", {**spec, "device": "cpu", "device_map": "sequential", "max_memory": {"cpu": "70MB"}})
+    placed = set(spread.model.hf_device_map.values())
+    assert "disk" in placed and "cpu" in placed, spread.model.hf_device_map
+    texts = ["The cat sat on the mat.", "A much longer sentence about the weather in the mountains."]
+    for a, b in zip(whole.encode(texts), spread.encode(texts)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    assert len(spread.encode(texts)) == len(spread.layer_names) == 7

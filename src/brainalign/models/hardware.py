@@ -1,8 +1,13 @@
-"""Extraction sized to the hardware: the dtype ``auto`` picks, and the batch size that backs off
-when a batch does not fit in memory.
+"""Extraction sized to the hardware: the dtype ``auto`` picks, models spread over several devices,
+and the batch size that backs off when a batch does not fit in memory.
 
 ``dtype: auto`` is bfloat16 on a GPU that supports it (Ampere and later) and float32 elsewhere
 (CPUs, and older GPUs, where float16 could overflow); the activations file records the dtype used.
+
+A transformers model is loaded across devices (:func:`device_map`; accelerate's ``device_map``)
+when its entry says so (``device_map: auto|balanced|sequential``, optionally with
+``max_memory``) or when the job has several GPUs (then ``sequential``: GPU 0 first, the next
+only for what does not fit). Hidden states are still returned by every layer, wherever it runs.
 
 :class:`BatchBackOff` runs the batches of an extraction at the configured ``batch_size`` and, when
 one runs out of memory (CUDA's ``OutOfMemoryError``, the CPU allocator's "can't allocate memory",
@@ -30,6 +35,39 @@ def model_dtype(name, device: torch.device) -> torch.dtype:
             return torch.bfloat16
         return torch.float32
     return resolve_dtype(name, default=torch.float32, half=True)
+
+
+def device_map(spec: dict, device: torch.device) -> str | None:
+    """accelerate's ``device_map`` for a transformers model: the entry's, ``sequential`` when the job
+    has several GPUs, else None (the whole model on ``device``)."""
+    if spec.get("device_map"):
+        return spec["device_map"]
+    if device.type == "cuda" and torch.cuda.device_count() > 1:
+        return "sequential"
+    return None
+
+
+def dispatch_kwargs(spec: dict, device: torch.device) -> dict:
+    """``from_pretrained`` keywords that spread a model over devices (empty for one device); layers
+    that fit nowhere are offloaded to a temporary folder."""
+    mapping = device_map(spec, device)
+    if mapping is None:
+        return {}
+    import tempfile
+
+    kwargs = {"device_map": mapping, "offload_folder": tempfile.mkdtemp(prefix="brainalign-offload-")}
+    if spec.get("max_memory"):
+        kwargs["max_memory"] = {(int(k) if str(k).isdigit() else k): v for k, v in spec["max_memory"].items()}
+    return kwargs
+
+
+def input_device(model, default: torch.device) -> torch.device:
+    """Where a dispatched model takes its inputs: its first module's device (not disk or meta)."""
+    placed = getattr(model, "hf_device_map", None)
+    if not placed:
+        return default
+    first = next((d for d in placed.values() if d not in ("disk", "meta")), "cpu")
+    return torch.device(f"cuda:{first}" if isinstance(first, int) else first)
 
 
 def dtype_name(dtype: torch.dtype) -> str:

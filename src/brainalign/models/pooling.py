@@ -70,7 +70,7 @@ class SparseProjection:
 
     def __call__(self, flat: torch.Tensor) -> torch.Tensor:
         """(batch, n_features) -> (batch, n_components)."""
-        return torch.sparse.mm(self._tensor, flat.to(self._tensor.dtype).T.contiguous()).T
+        return torch.sparse.mm(self._tensor, flat.to(self._tensor.device, self._tensor.dtype).T.contiguous()).T
 
 
 def output_tensor(output) -> torch.Tensor:

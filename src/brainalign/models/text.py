@@ -33,7 +33,7 @@ import torch
 from ..config import resolve_source
 from ..io import file_checksum
 from ..metrics.backend import numpy_dtype, resolve_device
-from .hardware import dtype_name, model_dtype
+from .hardware import dispatch_kwargs, dtype_name, input_device, model_dtype
 from .context import (ContextPolicy, plan_passes, pool_word, special_tokens, token_log_probs, tokenize_group,
                       unit_surprisal)
 
@@ -130,9 +130,14 @@ class HFTextModel:
         if spec.get("untrained"):  # the architecture with seeded random weights: the untrained control
             torch.manual_seed(int(spec.get("init_seed", seed)))
             self.model = AutoModel.from_config(AutoConfig.from_pretrained(where, **kwargs), dtype=self.dtype)
+            self.model = self.model.to(self.device)
         else:
-            self.model = AutoModel.from_pretrained(where, dtype=self.dtype, **kwargs)
-        self.model = self.model.to(self.device).eval()
+            dispatch = dispatch_kwargs(spec, self.device)
+            self.model = AutoModel.from_pretrained(where, dtype=self.dtype, **kwargs, **dispatch)
+            if not dispatch:
+                self.model = self.model.to(self.device)
+            self.device = input_device(self.model, self.device)
+        self.model = self.model.eval()
         self.causal = is_causal(self.model.config)
         if self.surprisal and not self.causal:
             raise ValueError(f"config key 'models.{name}.surprisal': '{spec['source']}' is not a causal "
@@ -218,7 +223,8 @@ class HFTextModel:
         out = self._backbone()(**enc, output_hidden_states=True)
         mask = pooling_mask(enc["attention_mask"], special, self.exclude if exclude is None else exclude)
         out_dtype = numpy_dtype(self.dtype)
-        return [pool_tokens(self._states(out.hidden_states[i]), mask, pooling or self.pooling)
+        return [pool_tokens(self._states(out.hidden_states[i]), mask.to(out.hidden_states[i].device),
+                            pooling or self.pooling)
                 .cpu().numpy().astype(out_dtype) for i in self.hidden_indices]
 
     def _check_pass_length(self, n_tokens: int, group: str) -> None:

@@ -27,7 +27,7 @@ import torch
 from ..config import resolve_source, split_import_path
 from ..io import file_checksum
 from ..metrics.backend import numpy_dtype, resolve_device
-from .hardware import dtype_name, model_dtype
+from .hardware import dispatch_kwargs, dtype_name, input_device, model_dtype
 from .images import Preprocessing, image_batch
 from .pooling import SparseProjection, output_tensor, pool
 from .text import hidden_state_layers
@@ -269,10 +269,14 @@ class HFVisionModel(VisionModel):
             kwargs["local_files_only"] = True
         if spec.get("untrained"):
             torch.manual_seed(int(spec.get("init_seed", seed)))
-            model = AutoModel.from_config(AutoConfig.from_pretrained(where, **kwargs))
+            model = AutoModel.from_config(AutoConfig.from_pretrained(where, **kwargs)).to(self.device, self.dtype)
         else:
-            model = AutoModel.from_pretrained(where, **kwargs)
-        self.model = model.to(self.device, self.dtype).eval()
+            dispatch = dispatch_kwargs(spec, self.device)
+            model = AutoModel.from_pretrained(where, dtype=self.dtype, **kwargs, **dispatch)
+            if not dispatch:
+                model = model.to(self.device, self.dtype)
+            self.device = input_device(model, self.device)
+        self.model = model.eval()
         self.preprocessing = Preprocessing.from_config(spec["preprocessing"]) if "preprocessing" in spec else None
         if self.preprocessing is None:
             from transformers import AutoImageProcessor
