@@ -64,39 +64,48 @@ def safetensors_params(folder: Path) -> int | None:
     return total
 
 
-def gguf_params(path: Path) -> int | None:
-    """Parameters of a GGUF file, from its header's tensor descriptions (no tensor data read)."""
-    scalars = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
+def gguf_header(path: Path) -> tuple[dict, list[list[int]]] | None:
+    """A GGUF file's key-values (arrays left out) and its tensors' shapes, from the header alone
+    (no tensor data read); None when it is not GGUF (version 2 or later)."""
     with open(path, "rb") as fh:
         def read(fmt):
             return struct.unpack("<" + fmt, fh.read(struct.calcsize("<" + fmt)))[0]
 
-        def skip(kind):
+        def value(kind):
             if kind == 8:
-                fh.seek(read("Q"), 1)
-            elif kind == 9:
+                return fh.read(read("Q")).decode("utf-8", "replace")
+            if kind == 9:
                 item, count = read("I"), read("Q")
-                if item in scalars:
-                    fh.seek(count * struct.calcsize("<" + scalars[item]), 1)
+                if item in _GGUF_SCALARS:
+                    fh.seek(count * struct.calcsize("<" + _GGUF_SCALARS[item]), 1)
                 else:
                     for _ in range(count):
-                        skip(item)
-            else:
-                fh.seek(struct.calcsize("<" + scalars[kind]), 1)
+                        value(item)
+                return None
+            return read(_GGUF_SCALARS[kind])
 
         if fh.read(4) != b"GGUF" or read("I") < 2:
             return None
         n_tensors, n_kv = read("Q"), read("Q")
+        found = {}
         for _ in range(n_kv):
-            fh.seek(read("Q"), 1)
-            skip(read("I"))
-        total = 0
+            key = fh.read(read("Q")).decode("utf-8", "replace")
+            found[key] = value(read("I"))
+        shapes = []
         for _ in range(n_tensors):
             fh.seek(read("Q"), 1)
-            dims = [read("Q") for _ in range(read("I"))]
+            shapes.append([read("Q") for _ in range(read("I"))])
             read("I"), read("Q")
-            total += math.prod(dims)
-    return total
+    return found, shapes
+
+
+def gguf_params(path: Path) -> int | None:
+    """Parameters of a GGUF file, from its header's tensor shapes."""
+    header = gguf_header(path)
+    return None if header is None else sum(math.prod(shape) for shape in header[1])
 
 
 def _hf_config(folder: Path) -> dict:
@@ -154,32 +163,8 @@ def hf_text_memory(entry: dict, where, stimuli) -> ModelMemory:
 
 def _gguf_shape(path: Path):
     """(hidden, layers, intermediate) from a GGUF header's key-values."""
-    found = {}
-    with open(path, "rb") as fh:
-        def read(fmt):
-            return struct.unpack("<" + fmt, fh.read(struct.calcsize("<" + fmt)))[0]
-
-        scalars = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-        def value(kind):
-            if kind == 8:
-                return fh.read(read("Q")).decode("utf-8", "replace")
-            if kind == 9:
-                item, count = read("I"), read("Q")
-                if item in scalars:
-                    fh.seek(count * struct.calcsize("<" + scalars[item]), 1)
-                else:
-                    for _ in range(count):
-                        value(item)
-                return None
-            return read(scalars[kind])
-
-        if fh.read(4) != b"GGUF" or read("I") < 2:
-            return None
-        read("Q")
-        for _ in range(read("Q")):
-            key = fh.read(read("Q")).decode("utf-8", "replace")
-            found[key] = value(read("I"))
+    header = gguf_header(path)
+    found = header[0] if header else {}
     arch = found.get("general.architecture", "")
     keys = [f"{arch}.embedding_length", f"{arch}.block_count", f"{arch}.feed_forward_length"]
     return tuple(int(found[k]) for k in keys) if all(k in found for k in keys) else None

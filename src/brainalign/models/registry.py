@@ -124,41 +124,19 @@ def _hf_config_states(entry: dict, resolved) -> int | None:
 
 def _gguf_states(entry: dict, resolved) -> int | None:
     """Hidden states of a local GGUF model (embeddings + one per block), from the key-value
-    header only (gguf's reader also maps every tensor: seconds, where this takes a millisecond)."""
-    import struct
+    header only (gguf's reader also maps every tensor: seconds, where this takes milliseconds)."""
     from pathlib import Path
+
+    from .memory import gguf_header
 
     where, local = resolved
     path = Path(where) / entry.get("gguf_file", "")
     if not local or not path.is_file():
         return None
-    scalars = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-    def read(fmt):
-        return struct.unpack("<" + fmt, fh.read(struct.calcsize("<" + fmt)))[0]
-
-    def value(kind):
-        if kind == 8:
-            return fh.read(read("Q")).decode("utf-8", "replace")
-        if kind == 9:
-            item, count = read("I"), read("Q")
-            for _ in range(count):
-                value(item)
-            return None
-        return read(scalars[kind])
-
-    with open(path, "rb") as fh:
-        if fh.read(4) != b"GGUF" or read("I") < 2:
-            return None
-        read("Q")
-        found = {}
-        for _ in range(read("Q")):
-            key = fh.read(read("Q")).decode("utf-8", "replace")
-            found[key] = value(read("I"))
-            arch = found.get("general.architecture")
-            if arch and f"{arch}.block_count" in found:
-                return int(found[f"{arch}.block_count"]) + 1
-    return None
+    header = gguf_header(path)
+    found = header[0] if header else {}
+    arch = found.get("general.architecture")
+    return int(found[f"{arch}.block_count"]) + 1 if arch and f"{arch}.block_count" in found else None
 
 
 def _check_torch_vision(key: str, entry: dict, base_dir, resolved) -> None:
