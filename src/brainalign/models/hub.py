@@ -129,17 +129,17 @@ def pin(spec: dict, lock: dict) -> dict:
     return {**spec, "snapshot": lock["snapshot"], "commit": lock["commit"]}
 
 
-def snapshot_of(name: str, spec: dict, cache_dir=None) -> tuple[str, str, bool]:
-    """(folder, commit, offline) of a hub-named entry: its pinned snapshot (:func:`pin`; loaded
-    offline), else, outside the workflow, a fetch now (:func:`fetch`)."""
+def snapshot_of(name: str, spec: dict, cache_dir=None) -> tuple[str, str]:
+    """(folder, commit) of a hub-named entry, loaded offline: its pinned snapshot (:func:`pin`),
+    else, outside the workflow, a fetch now (:func:`fetch`)."""
     if spec.get("snapshot"):
         folder = Path(spec["snapshot"])
         if not folder.is_dir():
             raise UserInputError(f"config key 'models.{name}.source': pinned snapshot {folder} is gone "
                                  "from the cache; delete the model's lock in results/locks and rerun")
-        return str(folder), spec.get("commit") or folder.name, True
+        return str(folder), spec.get("commit") or folder.name
     lock = fetch(name, spec, cache_dir)
-    return lock["snapshot"], lock["commit"], True
+    return lock["snapshot"], lock["commit"]
 
 
 def offline_environment() -> None:

@@ -117,7 +117,7 @@ class HFTextModel:
         if not self.local:  # a hub id: its pinned snapshot (the prefetch rule's), loaded offline
             from .hub import snapshot_of
 
-            where, self.commit, _ = snapshot_of(name, spec)
+            where, self.commit = snapshot_of(name, spec)
             kwargs["local_files_only"] = True
         self.context = ContextPolicy.from_spec(spec.get("context"), f"models.{name}.context")
         self.surprisal = bool(spec.get("surprisal", False))

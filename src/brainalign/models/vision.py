@@ -265,7 +265,7 @@ class HFVisionModel(VisionModel):
         if not self.local:  # a hub id: its pinned snapshot (the prefetch rule's), loaded offline
             from .hub import snapshot_of
 
-            where, commit, _ = snapshot_of(name, spec)
+            where, commit = snapshot_of(name, spec)
             kwargs["local_files_only"] = True
         if spec.get("untrained"):
             torch.manual_seed(int(spec.get("init_seed", seed)))
